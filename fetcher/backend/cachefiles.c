@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+#include "cachefiles.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/cachefiles.h>
+
+#include "log.h"
+#include "util.h"
+
+_Static_assert(LR_CF_MSG_MAX == CACHEFILES_MSG_MAX_SIZE, "UAPI message bound changed");
+_Static_assert((int)LR_KREQ_OPEN == (int)CACHEFILES_OP_OPEN &&
+		       (int)LR_KREQ_CLOSE == (int)CACHEFILES_OP_CLOSE &&
+		       (int)LR_KREQ_READ == (int)CACHEFILES_OP_READ,
+	       "UAPI opcodes changed");
+
+struct lr_cf_object {
+	uint32_t id;
+	int fd; /* -1: slot free */
+	int64_t size;
+};
+
+struct lr_cf {
+	int devfd;
+	const struct lr_cf_ops *ops;
+	struct lr_cf_object obj[LR_MAX_OBJECTS];
+};
+
+static ssize_t kernel_dev_read(int fd, void *buf, size_t len)
+{
+	return read(fd, buf, len);
+}
+
+static ssize_t kernel_dev_write(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len);
+}
+
+static ssize_t kernel_obj_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	return pwrite(fd, buf, len, off);
+}
+
+static int kernel_read_complete(int fd, uint32_t msg_id)
+{
+	return ioctl(fd, CACHEFILES_IOC_READ_COMPLETE, (unsigned long)msg_id);
+}
+
+const struct lr_cf_ops lr_cf_kernel_ops = {
+	.dev_read = kernel_dev_read,
+	.dev_write = kernel_dev_write,
+	.obj_pwrite = kernel_obj_pwrite,
+	.read_complete = kernel_read_complete,
+};
+
+static int bad(const char **why, const char *reason)
+{
+	if (why)
+		*why = reason;
+	return -EBADMSG;
+}
+
+int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why)
+{
+	struct cachefiles_msg hdr;
+
+	memset(req, 0, sizeof(*req));
+	req->fd = -1;
+	if (n < sizeof(hdr))
+		return bad(why, "shorter than the message header");
+	if (n > LR_CF_MSG_MAX)
+		return bad(why, "longer than CACHEFILES_MSG_MAX_SIZE");
+	memcpy(&hdr, buf, sizeof(hdr));
+	if (hdr.len != n)
+		return bad(why, "header length differs from bytes read");
+	req->msg_id = hdr.msg_id;
+	req->object_id = hdr.object_id;
+	const uint8_t *p = (const uint8_t *)buf + sizeof(hdr);
+	size_t plen = n - sizeof(hdr);
+
+	switch (hdr.opcode) {
+	case CACHEFILES_OP_OPEN: {
+		struct cachefiles_open o;
+
+		if (plen < sizeof(o))
+			return bad(why, "OPEN payload shorter than its header");
+		memcpy(&o, p, sizeof(o));
+		p += sizeof(o);
+		plen -= sizeof(o);
+		/* Sizes come from the kernel but are still checked: the sum
+		 * must fit what was read, without wrapping. */
+		if (o.volume_key_size > plen || o.cookie_key_size > plen - o.volume_key_size)
+			return bad(why, "OPEN keys longer than the message");
+		if (o.volume_key_size == 0 || o.volume_key_size > LR_KEY_MAX)
+			return bad(why, "OPEN volume key size out of range");
+		if (o.cookie_key_size >= LR_KEY_MAX)
+			return bad(why, "OPEN cookie key too long");
+		if (p[o.volume_key_size - 1] != '\0')
+			return bad(why, "OPEN volume key not NUL-terminated");
+		if (memchr(p, '\0', o.volume_key_size) != p + o.volume_key_size - 1)
+			return bad(why, "OPEN volume key has an embedded NUL");
+		if (o.fd > INT32_MAX)
+			return bad(why, "OPEN fd out of range");
+		req->op = LR_KREQ_OPEN;
+		memcpy(req->volume_key, p, o.volume_key_size);
+		memcpy(req->cookie_key, p + o.volume_key_size, o.cookie_key_size);
+		req->cookie_key[o.cookie_key_size] = '\0';
+		req->cookie_len = o.cookie_key_size;
+		req->fd = (int)o.fd;
+		req->flags = o.flags;
+		return 0;
+	}
+	case CACHEFILES_OP_CLOSE:
+		if (plen != 0)
+			return bad(why, "CLOSE with a payload");
+		req->op = LR_KREQ_CLOSE;
+		return 0;
+	case CACHEFILES_OP_READ: {
+		struct cachefiles_read r;
+
+		if (plen != sizeof(r))
+			return bad(why, "READ payload of the wrong size");
+		memcpy(&r, p, sizeof(r));
+		if (r.len == 0 || r.len > LR_READ_MAX)
+			return bad(why, "READ length out of range");
+		if (r.off > INT64_MAX - r.len)
+			return bad(why, "READ range overflows");
+		req->op = LR_KREQ_READ;
+		req->off = r.off;
+		req->len = r.len;
+		return 0;
+	}
+	default:
+		return bad(why, "unknown opcode");
+	}
+}
+
+int lr_cf_new(struct lr_cf **cfp, int devfd, const struct lr_cf_ops *ops)
+{
+	struct lr_cf *cf = calloc(1, sizeof(*cf));
+
+	if (!cf)
+		return -ENOMEM;
+	cf->devfd = devfd;
+	cf->ops = ops ? ops : &lr_cf_kernel_ops;
+	for (size_t i = 0; i < LR_MAX_OBJECTS; i++)
+		cf->obj[i].fd = -1;
+	*cfp = cf;
+	return 0;
+}
+
+static int dev_cmd(struct lr_cf *cf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int dev_cmd(struct lr_cf *cf, const char *fmt, ...)
+{
+	char cmd[LR_URL_MAX + 32];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
+		return -ENAMETOOLONG;
+	ssize_t w = cf->ops->dev_write(cf->devfd, cmd, (size_t)n);
+	if (w < 0)
+		return lr_neg_errno();
+	if (w != n)
+		return -EIO;
+	return 0;
+}
+
+int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath, const char *cachedir,
+		      const char *tag)
+{
+	_cleanup_close_ int fd = open(devpath, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	struct lr_cf *cf;
+	int r;
+
+	if (fd < 0) {
+		r = lr_neg_errno();
+		if (r == -EBUSY)
+			return log_error_errno(r, "open %s: another daemon holds the cache device", devpath);
+		if (r == -ENOENT || r == -ENODEV)
+			return log_error_errno(r, "open %s: kernel lacks CONFIG_CACHEFILES", devpath);
+		return log_error_errno(r, "open %s", devpath);
+	}
+	r = lr_cf_new(&cf, fd, NULL);
+	if (r < 0)
+		return r;
+	r = dev_cmd(cf, "dir %s", cachedir);
+	if (r < 0) {
+		lr_cf_free(cf);
+		return log_error_errno(r, "cachefiles: dir %s", cachedir);
+	}
+	if (tag && *tag) {
+		r = dev_cmd(cf, "tag %s", tag);
+		if (r < 0) {
+			lr_cf_free(cf);
+			return log_error_errno(r, "cachefiles: tag %s", tag);
+		}
+	}
+	r = dev_cmd(cf, "bind ondemand");
+	if (r < 0) {
+		lr_cf_free(cf);
+		if (r == -EOPNOTSUPP)
+			return log_error_errno(r, "cachefiles: bind ondemand in %s (tmpfs cannot hold "
+						  "a cache, or the kernel lacks CACHEFILES_ONDEMAND)",
+					       cachedir);
+		return log_error_errno(r, "cachefiles: bind ondemand in %s", cachedir);
+	}
+	lr_steal_fd(&fd);
+	*cfp = cf;
+	return 0;
+}
+
+void lr_cf_free(struct lr_cf *cf)
+{
+	if (!cf)
+		return;
+	for (size_t i = 0; i < LR_MAX_OBJECTS; i++)
+		if (cf->obj[i].fd >= 0)
+			close(cf->obj[i].fd);
+	if (cf->devfd >= 0)
+		close(cf->devfd);
+	free(cf);
+}
+
+int lr_cf_fd(const struct lr_cf *cf)
+{
+	return cf->devfd;
+}
+
+static struct lr_cf_object *find_obj(const struct lr_cf *cf, uint32_t id)
+{
+	for (size_t i = 0; i < LR_MAX_OBJECTS; i++)
+		if (cf->obj[i].fd >= 0 && cf->obj[i].id == id)
+			return (struct lr_cf_object *)&cf->obj[i];
+	return NULL;
+}
+
+int lr_cf_next(struct lr_cf *cf, struct lr_kreq *req)
+{
+	/* 8-byte aligned so the header copies are cheap; size is the UAPI max,
+	 * so one read always returns a whole message (or EMSGSIZE). */
+	_Alignas(8) uint8_t buf[LR_CF_MSG_MAX];
+	const char *why = NULL;
+	ssize_t n;
+
+	do
+		n = cf->ops->dev_read(cf->devfd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EAGAIN)
+			return 0;
+		return log_error_errno(errno, "read /dev/cachefiles");
+	}
+	if (n == 0)
+		return 0; /* nothing pending (the kernel returns 0, not EAGAIN) */
+	int r = lr_cf_parse(buf, (size_t)n, req, &why);
+	if (r < 0) {
+		/* An OPEN we cannot parse may still have installed an fd; we
+		 * cannot know which, and the kernel fails the request when we
+		 * never copen it. Log it with what we could read. */
+		log_error("malformed request from the kernel (%zd bytes): %s", n, why);
+		return r;
+	}
+	if (req->op == LR_KREQ_OPEN && find_obj(cf, req->object_id)) {
+		log_error("OPEN for object %" PRIu32 " which is already open", req->object_id);
+		close(req->fd);
+		req->fd = -1;
+		return -EBADMSG;
+	}
+	return 1;
+}
+
+int lr_cf_copen(struct lr_cf *cf, const struct lr_kreq *req, int64_t size)
+{
+	struct lr_cf_object *slot = NULL;
+	int r;
+
+	if (req->op != LR_KREQ_OPEN || req->fd < 0)
+		return -EINVAL;
+	if (size < -4095)
+		size = -EIO; /* the kernel only takes errno values */
+	if (size >= 0) {
+		for (size_t i = 0; i < LR_MAX_OBJECTS; i++)
+			if (cf->obj[i].fd < 0) {
+				slot = &cf->obj[i];
+				break;
+			}
+		if (!slot) {
+			log_error("more than %u cache objects open: refusing %s", LR_MAX_OBJECTS,
+				  req->volume_key);
+			size = -ENFILE;
+		}
+	}
+	r = dev_cmd(cf, "copen %" PRIu32 ",%" PRId64, req->msg_id, size);
+	if (size < 0 || r < 0) {
+		/* A refused object keeps no fd (the kernel docs: close it). */
+		close(req->fd);
+		if (r < 0)
+			return log_error_errno(r, "copen %" PRIu32, req->msg_id);
+		return 0;
+	}
+	slot->id = req->object_id;
+	slot->fd = req->fd;
+	slot->size = size;
+	return 0;
+}
+
+int lr_cf_write(struct lr_cf *cf, uint32_t object_id, const void *buf, size_t len,
+		uint64_t off)
+{
+	struct lr_cf_object *o = find_obj(cf, object_id);
+
+	if (!o)
+		return -ENOENT;
+	if ((uintptr_t)buf % LR_PAGE_SIZE || off % LR_PAGE_SIZE || len % LR_PAGE_SIZE)
+		return -EINVAL; /* direct I/O: the kernel would say EINVAL anyway */
+	while (len > 0) {
+		ssize_t w = cf->ops->obj_pwrite(o->fd, buf, len, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return lr_neg_errno();
+		if (w == 0)
+			return -EIO;
+		buf = (const uint8_t *)buf + w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+int lr_cf_complete(struct lr_cf *cf, uint32_t object_id, uint32_t msg_id)
+{
+	struct lr_cf_object *o = find_obj(cf, object_id);
+
+	if (!o)
+		return -ENOENT;
+	if (cf->ops->read_complete(o->fd, msg_id) < 0)
+		return lr_neg_errno();
+	return 0;
+}
+
+int lr_cf_close_object(struct lr_cf *cf, uint32_t object_id)
+{
+	struct lr_cf_object *o = find_obj(cf, object_id);
+
+	if (!o)
+		return -ENOENT;
+	close(o->fd);
+	o->fd = -1;
+	return 0;
+}
+
+int64_t lr_cf_object_size(const struct lr_cf *cf, uint32_t object_id)
+{
+	const struct lr_cf_object *o = find_obj(cf, object_id);
+
+	return o ? o->size : -ENOENT;
+}

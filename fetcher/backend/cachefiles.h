@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kernel backend: cachefiles in on-demand mode.
+ *
+ * Decodes and validates what the kernel sends on /dev/cachefiles and
+ * answers it (copen, data writes into the object's anon fd, READ
+ * completion). Knows nothing about where bytes come from: no transport,
+ * no crypto. Every syscall that touches the kernel goes through
+ * struct lr_cf_ops so unit tests can stand in a socketpair and memfds.
+ */
+#ifndef LR_CACHEFILES_H
+#define LR_CACHEFILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "limits.h"
+
+enum lr_kreq_op {
+	LR_KREQ_OPEN = 0, /* values are the UAPI's CACHEFILES_OP_* */
+	LR_KREQ_CLOSE = 1,
+	LR_KREQ_READ = 2,
+};
+
+/* One decoded, validated kernel request. */
+struct lr_kreq {
+	enum lr_kreq_op op;
+	uint32_t msg_id;
+	uint32_t object_id;
+	/* OPEN */
+	char volume_key[LR_KEY_MAX]; /* NUL-terminated */
+	char cookie_key[LR_KEY_MAX]; /* NUL-terminated copy; see cookie_len */
+	uint32_t cookie_len;
+	int fd; /* anon fd the kernel installed for us (OPEN only) */
+	uint32_t flags;
+	/* READ */
+	uint64_t off;
+	uint64_t len;
+};
+
+/* The seam between the backend and the kernel. */
+struct lr_cf_ops {
+	ssize_t (*dev_read)(int devfd, void *buf, size_t len);
+	ssize_t (*dev_write)(int devfd, const void *buf, size_t len);
+	ssize_t (*obj_pwrite)(int fd, const void *buf, size_t len, off_t off);
+	/* CACHEFILES_IOC_READ_COMPLETE on one of the object's anon fds */
+	int (*read_complete)(int fd, uint32_t msg_id);
+};
+extern const struct lr_cf_ops lr_cf_kernel_ops;
+
+struct lr_cf;
+
+/*
+ * Parse one message as read from the device. Pure: no I/O, no state.
+ * Returns 0 or -EBADMSG (malformed: lengths, op, keys), with a reason
+ * in *why when given.
+ */
+int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why);
+
+/* Open /dev/cachefiles (path for tests) and bind an on-demand cache in
+ * cachedir with the given tag. */
+int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath,
+		      const char *cachedir, const char *tag);
+/* Wrap an already open device fd (tests, supervisor hand-over). */
+int lr_cf_new(struct lr_cf **cfp, int devfd, const struct lr_cf_ops *ops);
+void lr_cf_free(struct lr_cf *cf);
+int lr_cf_fd(const struct lr_cf *cf);
+
+/*
+ * Read and decode the next request. Returns 1 with *req filled, 0 when
+ * nothing is pending, -errno on failure. A malformed message is logged
+ * and skipped (returns -EBADMSG; the caller goes on): one bad message
+ * must not stop the daemon serving the root filesystem.
+ */
+int lr_cf_next(struct lr_cf *cf, struct lr_kreq *req);
+
+/* Answer an OPEN: size >= 0 accepts the object with that size; a negative
+ * errno (-4095..-1) refuses it (the anon fd is then closed). */
+int lr_cf_copen(struct lr_cf *cf, const struct lr_kreq *req, int64_t size);
+
+/* Write data into an open object. off and len must be page aligned except
+ * that len may end at the object's size; buf must be page aligned
+ * (the kernel writes the cache file with direct I/O). */
+int lr_cf_write(struct lr_cf *cf, uint32_t object_id, const void *buf,
+		size_t len, uint64_t off);
+
+/* Complete a READ. Without a prior write of the range the reader gets EIO:
+ * that is how a failed fetch is reported (READ has no error code). */
+int lr_cf_complete(struct lr_cf *cf, uint32_t object_id, uint32_t msg_id);
+
+/* Forget an object after CLOSE: closes its anon fd. */
+int lr_cf_close_object(struct lr_cf *cf, uint32_t object_id);
+
+/* Size the object was opened with, or -ENOENT. */
+int64_t lr_cf_object_size(const struct lr_cf *cf, uint32_t object_id);
+
+#endif

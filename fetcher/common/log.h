@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging: one line per event, to /dev/kmsg (with a syslog priority
+ * prefix, so it reaches the console and survives switch_root) or stderr.
+ * The *_errno helpers return the negative errno so an error is logged once,
+ * where it is handled, and passed on in the same statement.
+ */
+#ifndef LR_LOG_H
+#define LR_LOG_H
+
+#include <errno.h>
+#include <stdarg.h>
+
+enum lr_log_level {
+	LR_LOG_ERR = 3,
+	LR_LOG_WARNING = 4,
+	LR_LOG_NOTICE = 5,
+	LR_LOG_INFO = 6,
+	LR_LOG_DEBUG = 7,
+};
+
+/* fd: where lines go (-1: stderr). kmsg: prefix lines with "<prio>". */
+void lr_log_setup(const char *ident, int fd, int kmsg, int max_level);
+int lr_log_level(void);
+
+void lr_logv(int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+void lr_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Logs "<message>: <strerror(err)>" and returns -|err|. */
+int lr_log_errno(int level, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define log_error(...) lr_log(LR_LOG_ERR, __VA_ARGS__)
+#define log_warning(...) lr_log(LR_LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) lr_log(LR_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) lr_log(LR_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) lr_log(LR_LOG_DEBUG, __VA_ARGS__)
+#define log_error_errno(err, ...) lr_log_errno(LR_LOG_ERR, (err), __VA_ARGS__)
+#define log_warning_errno(err, ...) lr_log_errno(LR_LOG_WARNING, (err), __VA_ARGS__)
+
+#endif
