@@ -1,0 +1,194 @@
+# shellcheck shell=sh
+# lazyroot init hook: mount a root filesystem served on demand by lazyrootd.
+# Sourced by the busybox /init (initramfs/init); POSIX sh. Every failure
+# ends in lr_fail: one console line naming the cause, then an emergency
+# shell (rd.shell) or a reboot, never a silent hang.
+#
+# Kernel command line keys (docs/cmdline.md has the full table):
+#   root=lazyroot:URL            where the published image lives (file:///DIR)
+#   rd.lazyroot.srcdev=DEV       mount DEV read-only at /run/lazyroot/src first
+#                                (a disk carrying the published directory)
+#   rd.lazyroot.cache=ram|DEV    cache filesystem: ram (default: mke2fs on
+#                                /dev/ram0, size it with brd.rd_size=KiB) or an
+#                                existing ext2/ext4 filesystem on DEV
+#   rd.lazyroot.overlay=tmpfs    writable root: tmpfs overlay over the image
+#   rd.lazyroot.debug            lazyrootd logs every request
+#   init=PATH                    init of the new root (default /sbin/init)
+#   rd.shell                     on failure, a shell instead of a reboot
+#   rd.break                     a shell just before switch_root
+
+LR_RUN=/run/lazyroot
+LR_NEWROOT=/newroot
+LR_TAG=lazyroot
+
+lr_log() {
+	echo "lazyroot: $*" >/dev/console
+}
+
+lr_uptime() {
+	read -r up _ </proc/uptime
+	echo "$up"
+}
+
+lr_shell() {
+	lr_log "starting a shell; exit it to continue"
+	setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
+}
+
+lr_fail() {
+	lr_log "FATAL: $*"
+	if [ -n "$lr_rdshell" ]; then
+		lr_shell
+		lr_log "shell exited after a fatal error: rebooting"
+	else
+		lr_log "rebooting in 5 s (add rd.shell to the kernel command line for a shell)"
+		sleep 5
+	fi
+	reboot -f
+	exit 1
+}
+
+lr_parse_cmdline() {
+	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
+	lr_rdshell='' lr_rdbreak=''
+	read -r cmdline </proc/cmdline
+	for arg in $cmdline; do
+		case $arg in
+		root=lazyroot:*) lr_url=${arg#root=lazyroot:} ;;
+		rd.lazyroot.srcdev=*) lr_srcdev=${arg#*=} ;;
+		rd.lazyroot.cache=*) lr_cache=${arg#*=} ;;
+		rd.lazyroot.overlay=*) lr_overlay=${arg#*=} ;;
+		rd.lazyroot.debug) lr_debug=1 ;;
+		init=*) lr_init=${arg#init=} ;;
+		rd.shell) lr_rdshell=1 ;;
+		rd.break) lr_rdbreak=1 ;;
+		esac
+	done
+	[ -n "$lr_url" ] || lr_fail "no root=lazyroot:URL on the kernel command line"
+	case $lr_overlay in
+	""|none|tmpfs) ;;
+	*) lr_fail "rd.lazyroot.overlay=$lr_overlay: only 'tmpfs' or 'none' are known" ;;
+	esac
+}
+
+lr_mount_srcdev() {
+	[ -n "$lr_srcdev" ] || return 0
+	mkdir -p "$LR_RUN/src"
+	i=0
+	# Block devices appear asynchronously; wait a bounded time (10 s).
+	while [ ! -b "$lr_srcdev" ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -b "$lr_srcdev" ] || lr_fail "source device $lr_srcdev did not appear within 10 s"
+	mount -o ro "$lr_srcdev" "$LR_RUN/src" ||
+		lr_fail "cannot mount source device $lr_srcdev read-only"
+}
+
+lr_setup_cache() {
+	mkdir -p "$LR_RUN/cache"
+	case $lr_cache in
+	ram)
+		dev=/dev/ram0
+		[ -b $dev ] || lr_fail "no $dev: kernel lacks BLK_DEV_RAM (or brd.rd_nr=0)"
+		kib=$(($(cat /sys/block/ram0/size) / 2))
+		# The cache must hold what is fetched; cachefiles culls at 7% free.
+		[ "$kib" -ge 16384 ] ||
+			lr_fail "RAM disk is only $kib KiB: boot with brd.rd_size=KiB (at least the image size)"
+		# ext2 without a journal: nothing to replay on a RAM disk, and
+		# the least mke2fs work under slow emulation.
+		mke2fs -q -b 4096 -m 0 -N 256 $dev "$kib" >/dev/null 2>&1 ||
+			lr_fail "mke2fs on $dev failed"
+		;;
+	/dev/*)
+		dev=$lr_cache
+		[ -b "$dev" ] || lr_fail "cache device $dev does not exist"
+		;;
+	*) lr_fail "rd.lazyroot.cache=$lr_cache: use 'ram' or a block device" ;;
+	esac
+	mount -t ext4 "$dev" "$LR_RUN/cache" ||
+		lr_fail "cannot mount cache filesystem $dev (needs ext2/ext4: tmpfs cannot hold a cachefiles cache)"
+}
+
+lr_start_daemon() {
+	# Started by its '@' name: systemd leaves processes whose argv[0]
+	# starts with '@' alone at shutdown (root storage daemons).
+	lr_fsid=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" ${lr_debug:+--verbose} \
+		--cache-dir "$LR_RUN/cache" "$lr_url") ||
+		lr_fail "lazyrootd could not serve $lr_url (exit $?; its reason is in the lines above)"
+	[ -n "$lr_fsid" ] || lr_fail "lazyrootd started but reported no fsid"
+}
+
+lr_mount_root() {
+	mkdir -p "$LR_NEWROOT" "$LR_RUN/ro"
+	if [ "$lr_overlay" = tmpfs ]; then
+		lower=$LR_RUN/ro
+	else
+		lower=$LR_NEWROOT
+	fi
+	if ! mount -t erofs -o "ro,fsid=$lr_fsid" none "$lower" 2>"$LR_RUN/mount.err"; then
+		err=$(cat "$LR_RUN/mount.err")
+		case $err in
+		*"No buffer space"*)
+			lr_fail "EROFS mount of fsid $lr_fsid failed: no on-demand cache is bound (lazyrootd not running?)" ;;
+		*)
+			lr_fail "EROFS mount of fsid $lr_fsid failed: $err" ;;
+		esac
+	fi
+	if [ "$lr_overlay" = tmpfs ]; then
+		mkdir -p "$LR_RUN/rw"
+		mount -t tmpfs -o mode=0755 tmpfs "$LR_RUN/rw" || lr_fail "cannot mount tmpfs for the overlay"
+		mkdir -p "$LR_RUN/rw/upper" "$LR_RUN/rw/work"
+		mount -t overlay overlay \
+			-o "lowerdir=$lower,upperdir=$LR_RUN/rw/upper,workdir=$LR_RUN/rw/work" \
+			"$LR_NEWROOT" || lr_fail "cannot mount the tmpfs overlay on the root"
+	fi
+	[ -x "$LR_NEWROOT$lr_init" ] || [ -L "$LR_NEWROOT$lr_init" ] ||
+		lr_fail "the new root has no executable $lr_init (set init=)"
+}
+
+lr_report() {
+	# What the kernel asked for so far, against the image: on-demand boot
+	# should touch a small share of the image before switch_root.
+	status=$(lazyrootd status --tag "$LR_TAG") || { lr_log "no status from lazyrootd"; return 0; }
+	req=0 fetched=0 size=0 reads=0
+	for kv in $(echo "$status" | tr ' ' '='); do
+		case $kv in
+		bytes_requested=*) req=${kv#*=} ;;
+		bytes_fetched=*) fetched=${kv#*=} ;;
+		image_size=*) size=${kv#*=} ;;
+		reads=*) reads=${kv#*=} ;;
+		esac
+	done
+	[ "$size" -gt 0 ] || size=1
+	lr_log "before switch_root: kernel requested $req of $size bytes ($((req * 1000 / size / 10)).$((req * 1000 / size % 10))%) in $reads reads; fetched $fetched bytes; t=$(lr_uptime)s"
+}
+
+lr_switch_root() {
+	# busybox switch_root moves nothing: carry the API filesystems (and
+	# /run, with our cache and lower mounts) into the new root ourselves.
+	for d in /dev /proc /sys /run; do
+		if [ -d "$LR_NEWROOT$d" ]; then
+			mount --move "$d" "$LR_NEWROOT$d" || lr_log "warning: could not move $d"
+		fi
+	done
+	# switch_root must run as PID 1, so it replaces this shell; the
+	# checks in lr_mount_root make its own failure modes unlikely.
+	exec switch_root "$LR_NEWROOT" "$lr_init"
+}
+
+lazyroot_main() {
+	lr_log "initramfs started at t=$(lr_uptime)s"
+	lr_parse_cmdline
+	lr_mount_srcdev
+	lr_setup_cache
+	lr_log "cache ready at t=$(lr_uptime)s"
+	lr_start_daemon
+	lr_mount_root
+	lr_log "root mounted (fsid $lr_fsid) at t=$(lr_uptime)s"
+	lr_report
+	if [ -n "$lr_rdbreak" ]; then
+		lr_shell
+	fi
+	lr_switch_root
+}
