@@ -1,0 +1,46 @@
+# Thin wrapper over Meson and the scripts; the README's commands are
+# scripts/demo and scripts/test, which call these.
+BUILD ?= build
+UAPI := $(BUILD)/uapi
+
+.PHONY: all build host static setup test demo clean lint
+
+all: build
+
+build: host static
+
+$(BUILD)/host/build.ninja:
+	meson setup $(BUILD)/host -Db_sanitize=address,undefined -Dwerror=true >/dev/null
+
+host: $(BUILD)/host/build.ninja
+	ninja -C $(BUILD)/host --quiet
+
+# musl has no kernel UAPI headers: borrow linux-libc-dev's.
+$(UAPI)/.stamp:
+	mkdir -p $(UAPI)
+	ln -sfn /usr/include/linux $(UAPI)/linux
+	ln -sfn /usr/include/x86_64-linux-gnu/asm $(UAPI)/asm
+	ln -sfn /usr/include/asm-generic $(UAPI)/asm-generic
+	touch $@
+
+$(BUILD)/static/build.ninja: $(UAPI)/.stamp
+	CC=musl-gcc meson setup $(BUILD)/static -Dstatic_daemon=true -Dtests=false \
+		-Dbuildtype=minsize -Db_lto=true -Dwerror=true -Duapi_headers=$(abspath $(UAPI)) >/dev/null
+
+static: $(BUILD)/static/build.ninja
+	ninja -C $(BUILD)/static --quiet
+
+setup:
+	scripts/setup
+
+test:
+	scripts/test
+
+demo:
+	scripts/demo
+
+lint:
+	tests/lint/shellcheck.sh
+
+clean:
+	rm -rf $(BUILD)
