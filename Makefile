@@ -2,6 +2,8 @@
 # scripts/demo and scripts/test, which call these.
 BUILD ?= build
 UAPI := $(BUILD)/uapi
+# Static mbedTLS + libcurl (built once, cached outside the tree).
+DEPS ?= $(shell scripts/build-deps)
 
 .PHONY: all build host static setup test demo clean lint
 
@@ -10,7 +12,8 @@ all: build
 build: host static
 
 $(BUILD)/host/build.ninja:
-	meson setup $(BUILD)/host -Db_sanitize=address,undefined -Dwerror=true >/dev/null
+	meson setup $(BUILD)/host -Db_sanitize=address,undefined -Dwerror=true \
+		-Ddeps=$(DEPS)/host >/dev/null
 
 host: $(BUILD)/host/build.ninja
 	ninja -C $(BUILD)/host --quiet
@@ -25,7 +28,8 @@ $(UAPI)/.stamp:
 
 $(BUILD)/static/build.ninja: $(UAPI)/.stamp
 	CC=musl-gcc meson setup $(BUILD)/static -Dstatic_daemon=true -Dtests=false \
-		-Dbuildtype=minsize -Db_lto=true -Dwerror=true -Duapi_headers=$(abspath $(UAPI)) >/dev/null
+		-Dbuildtype=minsize -Db_lto=true -Dwerror=true -Duapi_headers=$(abspath $(UAPI)) \
+		-Ddeps=$(DEPS)/musl >/dev/null
 
 static: $(BUILD)/static/build.ninja
 	ninja -C $(BUILD)/static --quiet

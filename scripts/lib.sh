@@ -26,3 +26,25 @@ kernel_dir() {
 	[ -n "$v" ] || return 1
 	echo "$LAZYROOT_CACHE/kernel/6.12-$v-$( (echo "$v"; cat "$LAZYROOT_TOP/kernel-config/lazyroot.config" "$LAZYROOT_TOP/scripts/build-kernel") | sha256sum | cut -c1-16)"
 }
+
+# The static dependency prefix (mbedTLS + libcurl for musl) for the current
+# pins; build-deps fills it.
+deps_dir() {
+	echo "$LAZYROOT_CACHE/deps/$(hash_inputs "$LAZYROOT_TOP/scripts/build-deps")"
+}
+
+# A deb-src entry for Debian trixie, the suite whose curl and mbedTLS
+# sources we build. Added once; apt-get update only when it was missing.
+ensure_deb_src() {
+	local f=/etc/apt/sources.list.d/lazyroot-src.sources
+	if [ ! -s "$f" ]; then
+		log "adding $f (Debian trixie source packages)"
+		local sudo=''
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		printf '%s\n' "# Added by lazyroot (scripts/lib.sh): source packages for lazyrootd's" \
+			"# static libcurl and mbedTLS." "Types: deb-src" \
+			"URIs: http://deb.debian.org/debian" "Suites: trixie" "Components: main" \
+			"Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" | $sudo tee "$f" >/dev/null
+	fi
+	${sudo:-} apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed"
+}

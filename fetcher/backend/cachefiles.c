@@ -13,8 +13,8 @@
 
 #include <linux/cachefiles.h>
 
-#include "log.h"
-#include "util.h"
+#include "lr-log.h"
+#include "lr-util.h"
 
 _Static_assert(LR_CF_MSG_MAX == CACHEFILES_MSG_MAX_SIZE, "UAPI message bound changed");
 _Static_assert((int)LR_KREQ_OPEN == (int)CACHEFILES_OP_OPEN &&

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "limits.h"
+#include "lr-limits.h"
 
 enum lr_kreq_op {
 	LR_KREQ_OPEN = 0, /* values are the UAPI's CACHEFILES_OP_* */

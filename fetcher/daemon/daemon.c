@@ -1,4 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * A READ for range R becomes: the chunks covering R; those already in the
+ * cache object count as done; each missing chunk becomes a job. A chunk
+ * job needs its expected digest from its level-1 tree node; a missing node
+ * becomes a job of its own (and so on up to the root in the manifest).
+ * Every fetched chunk or node is checked against its expected digest
+ * before anything uses it (a wrong answer is the mirror's failure, and the
+ * transport asks the next mirror). A verified chunk is written into the
+ * kernel's object; a READ completes when all of its chunks are there, or
+ * fails (EIO for the reader) when one of them cannot be had or its
+ * deadline passes. Nothing unverified ever reaches the kernel.
+ */
 #include "daemon.h"
 
 #include <errno.h>
@@ -10,48 +22,54 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "limits.h"
-#include "log.h"
-#include "util.h"
+#include "lr-log.h"
+#include "lr-util.h"
 
-int lr_daemon_init(struct lr_daemon *d, struct lr_source *src)
+static uint64_t now_ms(void)
 {
-	_cleanup_free_ char *text = NULL;
-	const char *why = "";
-	unsigned line = 0;
-	size_t len;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
+{
+	struct lr_transport_opts o = {
+		.mirrors = cfg->mirrors,
+		.nmirrors = cfg->nmirrors,
+		.ca_pem = cfg->ca_pem,
+		.ca_len = cfg->ca_len,
+		.insecure = cfg->insecure,
+		.resolve = cfg->resolve,
+		.nresolve = cfg->nresolve,
+		.timeout_ms = cfg->fetch_timeout_ms,
+	};
 	int r;
 
-	memset(d, 0, sizeof(*d));
 	d->epfd = d->sigfd = d->statusfd = -1;
-	d->src = src;
-	r = lr_source_read_small(src, LR_DESC_NAME, LR_DESC_MAX, &text, &len);
-	if (r == -EFBIG)
-		return log_error_errno(r, "%s/%s is larger than %u bytes", src->url, LR_DESC_NAME,
-				       LR_DESC_MAX);
+	d->min_version = cfg->min_version;
+	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
+	if (posix_memalign((void **)&d->bounce, LR_PAGE_SIZE, LR_CHUNK_MAX) != 0)
+		return log_error_errno(ENOMEM, "chunk buffer");
+	r = lr_transport_new(&d->tr, &o);
 	if (r < 0)
-		return log_error_errno(r, "cannot read %s/%s", src->url, LR_DESC_NAME);
-	r = lr_desc_parse(text, len, &d->desc, &why, &line);
-	if (r < 0)
-		return log_error_errno(r, "%s/%s line %u: %s", src->url, LR_DESC_NAME, line, why);
-	r = lr_source_pin(src, d->desc.image);
-	if (r < 0)
-		return log_error_errno(r, "cannot open image %s/%s", src->url, d->desc.image);
-	snprintf(d->volume_key, sizeof(d->volume_key), "erofs,%s", d->desc.fsid);
-	if (posix_memalign(&d->buf, LR_PAGE_SIZE, LR_COPY_CHUNK) != 0)
-		return log_error_errno(ENOMEM, "copy buffer");
-	log_info("image %s/%s: %" PRIu64 " bytes, fsid %s", src->url, d->desc.image,
-		 d->desc.size, d->desc.fsid);
+		return log_error_errno(r, "transport setup");
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+		d->jobs[i].d = d;
 	return 0;
 }
 
 void lr_daemon_fini(struct lr_daemon *d)
 {
 	lr_cf_free(d->cf);
-	lr_source_close(d->src);
-	free(d->buf);
+	lr_transport_free(d->tr);
+	lr_keyring_free(&d->keys);
+	lr_image_fini(&d->img);
+	free(d->bounce);
 	if (d->epfd >= 0)
 		close(d->epfd);
 	if (d->sigfd >= 0)
@@ -62,88 +80,462 @@ void lr_daemon_fini(struct lr_daemon *d)
 	d->epfd = d->sigfd = d->statusfd = -1;
 }
 
+/* ---- manifest ---- */
+
+static int manifest_check(const void *data, size_t len, void *ctx)
+{
+	struct lr_daemon *d = ctx;
+	const char *why = NULL;
+	int r;
+
+	d->stats.manifest_bytes += len;
+	r = lr_manifest_parse(data, len, &d->pending, &why);
+	if (r < 0) {
+		d->manifest_why = why;
+		d->manifest_err = -EBADMSG;
+		log_error("manifest refused: %s", why);
+		return r;
+	}
+	r = lr_manifest_verify(&d->keys, data, &d->pending);
+	if (r == -ENOKEY) {
+		d->manifest_why = "signed by a key that is not trusted";
+		d->manifest_err = r;
+		log_error("manifest refused: signed by key %s, which is not among the %u trusted keys",
+			  d->pending.key_id, d->keys.n);
+		return r;
+	}
+	if (r < 0) {
+		d->manifest_why = "bad signature";
+		d->manifest_err = -EKEYREJECTED;
+		log_error("manifest refused: bad signature (key %s)", d->pending.key_id);
+		return r;
+	}
+	if (d->pending.image_version < d->min_version) {
+		d->manifest_why = "image version below the minimum (rollback)";
+		d->manifest_err = -ESTALE;
+		log_error("manifest refused: image version %" PRIu64 " is below the minimum %" PRIu64
+			  " (rollback)",
+			  d->pending.image_version, d->min_version);
+		return -ESTALE;
+	}
+	memcpy(d->manifest_text, data, len);
+	d->manifest_text[len] = '\0';
+	return 0;
+}
+
+static void manifest_done(void *ctx, int err, const void *data, size_t len)
+{
+	struct lr_daemon *d = ctx;
+
+	(void)data;
+	(void)len;
+	d->manifest_done = 1;
+	if (err == 0)
+		d->manifest_err = 0;
+	else if (err != -EBADMSG || !d->manifest_err)
+		d->manifest_err = err; /* a transport error, not a refusal */
+}
+
+/* Run only the transport until *flag is set (used before the kernel is
+ * involved; the transport's attempts and timeouts bound it). */
+static void spin_transport(struct lr_daemon *d, const int *flag)
+{
+	struct epoll_event ev;
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd < 0)
+		return;
+	ev.events = EPOLLIN;
+	ev.data.fd = lr_transport_fd(d->tr);
+	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	while (!*flag) {
+		int t = lr_daemon_tick(d);
+		if (*flag)
+			break;
+		epoll_wait(epfd, &ev, 1, t < 0 ? 1000 : t);
+		lr_transport_run(d->tr);
+	}
+	close(epfd);
+}
+
+int lr_daemon_load_manifest(struct lr_daemon *d)
+{
+	int r;
+
+	d->manifest_done = 0;
+	d->manifest_err = 0;
+	r = lr_transport_fetch(d->tr, LR_MANIFEST_NAME, LR_MANIFEST_MAX, manifest_check,
+			       manifest_done, d);
+	if (r < 0)
+		return log_error_errno(r, "queueing the manifest fetch");
+	spin_transport(d, &d->manifest_done);
+	if (d->manifest_err < 0) {
+		if (d->manifest_why)
+			return log_error_errno(d->manifest_err, "no acceptable manifest on any mirror (%s)",
+					       d->manifest_why);
+		return log_error_errno(d->manifest_err, "cannot fetch %s from any mirror",
+				       LR_MANIFEST_NAME);
+	}
+	r = lr_image_init(&d->img, &d->pending);
+	if (r < 0)
+		return log_error_errno(r, "image state");
+	snprintf(d->volume_key, sizeof(d->volume_key), "erofs,%s", d->img.m.fsid);
+	log_info("manifest verified: image version %" PRIu64 ", %" PRIu64 " bytes in %" PRIu64
+		 " chunks of %" PRIu32 ", tree depth %" PRIu32 ", key %s, fsid %s",
+		 d->img.m.image_version, d->img.m.image_size, d->img.nchunks, d->img.m.chunk_size,
+		 d->img.m.depth, d->img.m.key_id, d->img.m.fsid);
+	return 0;
+}
+
+/* ---- reads ---- */
+
+static void dev_watch(struct lr_daemon *d, int on)
+{
+	struct epoll_event ev = { .events = on ? EPOLLIN : 0 };
+
+	if (!d->cf || d->epfd < 0 || d->dev_watched == on)
+		return;
+	ev.data.fd = lr_cf_fd(d->cf);
+	epoll_ctl(d->epfd, EPOLL_CTL_MOD, ev.data.fd, &ev);
+	d->dev_watched = on;
+}
+
+static void read_finish(struct lr_daemon *d, struct lr_read *r, int ok)
+{
+	if (!ok)
+		d->stats.read_errors++;
+	/* Complete in every case: without data the reader gets EIO, the only
+	 * error a READ can carry; never leave it hanging. */
+	int c = lr_cf_complete(d->cf, r->object_id, r->msg_id);
+	if (c < 0 && c != -ENOENT)
+		log_error_errno(c, "completing READ %" PRIu32, r->msg_id);
+	r->used = 0;
+	dev_watch(d, 1);
+}
+
+static int read_ready(const struct lr_daemon *d, const struct lr_read *r)
+{
+	for (uint64_t c = r->c0; c <= r->c1; c++)
+		if (!lr_image_chunk_cached(&d->img, c))
+			return 0;
+	return 1;
+}
+
+static void reads_progress(struct lr_daemon *d, uint64_t chunk)
+{
+	for (unsigned i = 0; i < LR_READS_MAX; i++) {
+		struct lr_read *r = &d->reads[i];
+		if (r->used && r->c0 <= chunk && chunk <= r->c1 && read_ready(d, r))
+			read_finish(d, r, 1);
+	}
+}
+
+static void reads_fail(struct lr_daemon *d, uint64_t chunk, int err)
+{
+	for (unsigned i = 0; i < LR_READS_MAX; i++) {
+		struct lr_read *r = &d->reads[i];
+		if (r->used && r->c0 <= chunk && chunk <= r->c1) {
+			log_error("READ %" PRIu32 " (chunks %" PRIu64 "-%" PRIu64 ") fails: chunk %" PRIu64
+				  " unavailable: %s; the reader gets EIO",
+				  r->msg_id, r->c0, r->c1, chunk, strerror(-err));
+			read_finish(d, r, 0);
+		}
+	}
+}
+
+/* ---- jobs: one fetch of a chunk or a tree node ---- */
+
+static struct lr_job *job_find(struct lr_daemon *d, uint32_t level, uint64_t idx)
+{
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+		if (d->jobs[i].used && d->jobs[i].level == level && d->jobs[i].idx == idx)
+			return &d->jobs[i];
+	return NULL;
+}
+
+static struct lr_job *job_new(struct lr_daemon *d, uint32_t level, uint64_t idx)
+{
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+		struct lr_job *j = &d->jobs[i];
+		if (!j->used) {
+			j->used = 1;
+			j->fetching = 0;
+			j->level = level;
+			j->idx = idx;
+			return j;
+		}
+	}
+	return NULL;
+}
+
+static unsigned jobs_free(const struct lr_daemon *d)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+		n += !d->jobs[i].used;
+	return n;
+}
+
+static uint32_t job_len(const struct lr_daemon *d, const struct lr_job *j)
+{
+	uint64_t off;
+	uint32_t len;
+
+	if (j->level > 0)
+		return lr_image_node_len(&d->img, j->level, j->idx);
+	lr_image_chunk_range(&d->img, j->idx, &off, &len);
+	return len;
+}
+
+static int job_check(const void *data, size_t len, void *ctx)
+{
+	struct lr_job *j = ctx;
+	struct lr_daemon *d = j->d;
+	struct lr_digest got;
+
+	if (len != job_len(d, j) || lr_sha256(data, len, &got) < 0 || !lr_digest_eq(&got, &j->want)) {
+		d->stats.digest_mismatches++;
+		log_error("%s %" PRIu64 "%s: %zu bytes that do not match the signed tree; trying "
+			  "the next mirror",
+			  j->level ? "tree node" : "chunk", j->idx, j->level ? "" : " of the image", len);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static void job_done(void *ctx, int err, const void *data, size_t len);
+static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int err);
+
+/* Start (or park behind its parent node) a new job. -EBUSY when a parent
+ * job cannot be had now: the caller frees the job and retries later. */
+static int job_start(struct lr_daemon *d, struct lr_job *j)
+{
+	char path[LR_OBJPATH_MAX];
+	int r = lr_image_expected(&d->img, j->level, j->idx, &j->want);
+
+	if (r == -EAGAIN) {
+		uint32_t pl = j->level + 1;
+		uint64_t pi = j->idx / LR_NODE_FANOUT;
+		if (job_find(d, pl, pi))
+			return 0; /* parked: resumed when the parent arrives */
+		struct lr_job *p = job_new(d, pl, pi);
+		if (!p)
+			return -EBUSY;
+		r = job_start(d, p);
+		if (r < 0)
+			p->used = 0;
+		return r;
+	}
+	if (r < 0)
+		return r;
+	lr_object_path(&j->want, path);
+	r = lr_transport_fetch(d->tr, path, job_len(d, j), job_check, job_done, j);
+	if (r < 0)
+		return r;
+	j->fetching = 1;
+	return 0;
+}
+
+/* Resume the jobs parked behind node (level, idx), now cached or failed. */
+static void job_children(struct lr_daemon *d, uint32_t level, uint64_t idx, int err)
+{
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+		struct lr_job *c = &d->jobs[i];
+		if (!c->used || c->fetching || c->level != level - 1 || c->idx / LR_NODE_FANOUT != idx)
+			continue;
+		int e = err ? err : job_start(d, c);
+		if (e == 0)
+			continue;
+		uint32_t cl = c->level;
+		uint64_t ci = c->idx;
+		c->used = 0;
+		job_failed(d, cl, ci, e);
+	}
+}
+
+static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int err)
+{
+	if (level == 0) {
+		if (!d->cf)
+			d->manifest_err = err; /* verify mode: remember the first failure */
+		reads_fail(d, idx, err);
+	} else {
+		log_error("tree node %" PRIu32 "/%" PRIu64 " unavailable: %s", level, idx,
+			  strerror(-err));
+		job_children(d, level, idx, err);
+	}
+}
+
+static int store_chunk(struct lr_daemon *d, uint64_t c, const void *data, size_t len)
+{
+	uint64_t off;
+	uint32_t clen;
+
+	lr_image_chunk_range(&d->img, c, &off, &clen);
+	d->stats.chunks_fetched++;
+	d->stats.chunk_bytes += len;
+	if (d->cf) {
+		if (!d->have_object)
+			return -ENOENT;
+		/* Direct I/O into the cache file: page-aligned buffer and
+		 * length (chunk and image sizes are whole pages). */
+		memcpy(d->bounce, data, len);
+		int r = lr_cf_write(d->cf, d->object_id, d->bounce, len, off);
+		if (r < 0)
+			return log_error_errno(r, "writing chunk %" PRIu64 " into the cache", c);
+	}
+	lr_image_set_cached(&d->img, c);
+	return 0;
+}
+
+static void schedule_reads(struct lr_daemon *d);
+
+static void job_done(void *ctx, int err, const void *data, size_t len)
+{
+	struct lr_job *j = ctx;
+	struct lr_daemon *d = j->d;
+	uint32_t level = j->level;
+	uint64_t idx = j->idx;
+
+	j->used = 0;
+	if (err < 0) {
+		job_failed(d, level, idx, err);
+	} else if (level == 0) {
+		err = store_chunk(d, idx, data, len);
+		if (err < 0)
+			job_failed(d, 0, idx, err);
+		else
+			reads_progress(d, idx);
+	} else {
+		d->stats.nodes_fetched++;
+		d->stats.node_bytes += len;
+		lr_image_node_put(&d->img, level, idx, data, (uint32_t)len);
+		job_children(d, level, idx, 0);
+	}
+	schedule_reads(d);
+}
+
+/* Create jobs for the missing chunks of r, as far as there is room. */
+static void schedule_read(struct lr_daemon *d, struct lr_read *r)
+{
+	while (r->used && r->cursor <= r->c1) {
+		uint64_t c = r->cursor;
+		if (!lr_image_chunk_cached(&d->img, c) && !job_find(d, 0, c)) {
+			struct lr_job *j = job_new(d, 0, c);
+			if (!j)
+				return;
+			int e = job_start(d, j);
+			if (e == -EBUSY) {
+				j->used = 0;
+				return;
+			}
+			if (e < 0) {
+				j->used = 0;
+				job_failed(d, 0, c, e);
+				return; /* r is finished now */
+			}
+		}
+		r->cursor++;
+	}
+}
+
+static void schedule_reads(struct lr_daemon *d)
+{
+	for (unsigned i = 0; i < LR_READS_MAX; i++)
+		if (d->reads[i].used && d->reads[i].cursor <= d->reads[i].c1)
+			schedule_read(d, &d->reads[i]);
+}
+
+/* Sequential readers get the next chunks fetched before they ask, while
+ * at least half of the job table stays free for demand reads. */
+static void schedule_readahead(struct lr_daemon *d, uint64_t c0, uint64_t c1)
+{
+	int sequential = c0 == d->last_c1 || c0 == d->last_c1 + 1;
+
+	d->last_c1 = c1;
+	if (!sequential)
+		return;
+	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
+		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
+			return;
+		if (lr_image_chunk_cached(&d->img, c) || job_find(d, 0, c))
+			continue;
+		struct lr_job *j = job_new(d, 0, c);
+		if (j && job_start(d, j) < 0)
+			j->used = 0;
+	}
+}
+
 static int handle_open(struct lr_daemon *d, const struct lr_kreq *req)
 {
 	/* EROFS asks for its primary device with volume "erofs,<fsid>" and
 	 * cookie "<fsid>". Anything else is a blob we do not serve: refuse
 	 * it so the mount fails at once rather than reading garbage. */
-	int ours = strcmp(req->volume_key, d->volume_key) == 0 &&
-		   req->cookie_len == strlen(d->desc.fsid) &&
-		   memcmp(req->cookie_key, d->desc.fsid, req->cookie_len) == 0;
+	const char *fsid = d->img.m.fsid;
+	int ours = strcmp(req->volume_key, d->volume_key) == 0 && req->cookie_len == strlen(fsid) &&
+		   memcmp(req->cookie_key, fsid, req->cookie_len) == 0;
 
 	if (!ours) {
 		d->stats.opens_refused++;
 		log_error("kernel asked for unknown blob (volume \"%s\", cookie \"%s\"); serving "
 			  "only fsid %s",
-			  req->volume_key, req->cookie_key, d->desc.fsid);
+			  req->volume_key, req->cookie_key, fsid);
 		return lr_cf_copen(d->cf, req, -ENOENT);
 	}
-	int r = lr_cf_copen(d->cf, req, (int64_t)d->desc.size);
+	int r = lr_cf_copen(d->cf, req, (int64_t)d->img.m.image_size);
 	if (r < 0)
 		return r;
 	d->stats.opens++;
 	d->have_object = 1;
 	d->object_id = req->object_id;
-	log_info("serving %s as object %" PRIu32 " (%" PRIu64 " bytes)", d->desc.fsid,
-		 req->object_id, d->desc.size);
-	return 0;
-}
-
-/* Copy [off, end) from the source into the cache object, page-aligned
- * pieces through the bounded buffer. */
-static int copy_range(struct lr_daemon *d, uint32_t object_id, uint64_t off, uint64_t end)
-{
-	while (off < end) {
-		size_t want = end - off > LR_COPY_CHUNK ? LR_COPY_CHUNK : (size_t)(end - off);
-		ssize_t n = lr_source_read(d->src, d->desc.image, d->buf, want, off);
-
-		if (n < 0)
-			return log_error_errno((int)n, "read %s/%s at %" PRIu64 "+%zu",
-					       d->src->url, d->desc.image, off, want);
-		if ((size_t)n < want)
-			return log_error_errno(EIO, "%s/%s ends at %" PRIu64 ", before its size %" PRIu64,
-					       d->src->url, d->desc.image, off + (uint64_t)n,
-					       d->desc.size);
-		d->stats.bytes_fetched += (uint64_t)n;
-		int r = lr_cf_write(d->cf, object_id, d->buf, want, off);
-		if (r < 0)
-			return log_error_errno(r, "write to cache object %" PRIu32 " at %" PRIu64,
-					       object_id, off);
-		off += want;
-	}
+	log_info("serving %s as object %" PRIu32 " (%" PRIu64 " bytes)", fsid, req->object_id,
+		 d->img.m.image_size);
 	return 0;
 }
 
 static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 {
-	int r = 0;
+	struct lr_read *r = NULL;
+	uint64_t size = d->img.m.image_size;
 
 	d->stats.reads++;
-	if (!d->have_object || req->object_id != d->object_id) {
-		r = log_error_errno(ENOENT, "READ for unknown object %" PRIu32, req->object_id);
-	} else if (req->off % LR_PAGE_SIZE || req->off >= d->desc.size) {
-		r = log_error_errno(EINVAL, "READ %" PRIu64 "+%" PRIu64 " outside image of %" PRIu64
-					    " bytes or unaligned",
-				    req->off, req->len, d->desc.size);
-	} else {
-		uint64_t end = req->off + req->len;
-
-		/* The image size is whole pages, so clamping keeps alignment;
-		 * the kernel's readahead may ask past the end of the blob. */
-		if (end > d->desc.size)
-			end = d->desc.size;
-		end = (end + LR_PAGE_SIZE - 1) / LR_PAGE_SIZE * LR_PAGE_SIZE;
-		d->stats.bytes_requested += end - req->off;
-		r = copy_range(d, req->object_id, req->off, end);
+	for (unsigned i = 0; i < LR_READS_MAX; i++)
+		if (!d->reads[i].used) {
+			r = &d->reads[i];
+			break;
+		}
+	if (!r) /* drain() only reads requests when a slot is free */
+		return log_error_errno(EBUSY, "no READ slot free");
+	memset(r, 0, sizeof(*r));
+	r->used = 1;
+	r->msg_id = req->msg_id;
+	r->object_id = req->object_id;
+	if (!d->have_object || req->object_id != d->object_id || req->off % LR_PAGE_SIZE ||
+	    req->off >= size) {
+		log_error("READ %" PRIu64 "+%" PRIu64 " for object %" PRIu32
+			  ": unknown object, unaligned or outside the %" PRIu64 "-byte image",
+			  req->off, req->len, req->object_id, size);
+		read_finish(d, r, 0);
+		return -EINVAL;
 	}
-	if (r < 0)
-		d->stats.read_errors++;
-	/* Complete in every case: without data the reader gets EIO, which is
-	 * the only error a READ can carry; never leave it hanging. */
-	int c = lr_cf_complete(d->cf, req->object_id, req->msg_id);
-	if (c < 0 && c != -ENOENT)
-		return log_error_errno(c, "completing READ %" PRIu32, req->msg_id);
-	return r;
+	/* Readahead may ask past the end of the blob: clamp. */
+	uint64_t end = req->off + req->len > size ? size : req->off + req->len;
+	d->stats.bytes_requested += end - req->off;
+	r->c0 = req->off / d->img.m.chunk_size;
+	r->c1 = (end - 1) / d->img.m.chunk_size;
+	r->cursor = r->c0;
+	r->deadline_ms = now_ms() + d->read_timeout_ms;
+	log_debug("READ %" PRIu32 ": %" PRIu64 "+%" PRIu64 " (chunks %" PRIu64 "-%" PRIu64 ")",
+		  req->msg_id, req->off, req->len, r->c0, r->c1);
+	uint64_t c0 = r->c0, c1 = r->c1;
+	if (read_ready(d, r)) {
+		read_finish(d, r, 1);
+	} else {
+		schedule_read(d, r);
+	}
+	schedule_readahead(d, c0, c1);
+	return 0;
 }
 
 int lr_daemon_handle(struct lr_daemon *d, const struct lr_kreq *req)
@@ -163,13 +555,26 @@ int lr_daemon_handle(struct lr_daemon *d, const struct lr_kreq *req)
 	return -EINVAL;
 }
 
+static int read_slot_free(const struct lr_daemon *d)
+{
+	for (unsigned i = 0; i < LR_READS_MAX; i++)
+		if (!d->reads[i].used)
+			return 1;
+	return 0;
+}
+
 int lr_daemon_drain(struct lr_daemon *d)
 {
 	struct lr_kreq req;
 
 	for (unsigned i = 0; i < LR_BATCH_MAX; i++) {
+		if (!read_slot_free(d)) {
+			/* Backpressure: the kernel keeps the requests queued
+			 * until a READ completes. */
+			dev_watch(d, 0);
+			return 0;
+		}
 		int r = lr_cf_next(d->cf, &req);
-
 		if (r == 0)
 			return 0;
 		if (r == -EBADMSG) {
@@ -185,17 +590,88 @@ int lr_daemon_drain(struct lr_daemon *d)
 	return 0;
 }
 
+int lr_daemon_tick(struct lr_daemon *d)
+{
+	uint64_t now;
+	int64_t next = -1;
+
+	lr_transport_run(d->tr);
+	now = now_ms();
+	for (unsigned i = 0; i < LR_READS_MAX; i++) {
+		struct lr_read *r = &d->reads[i];
+		if (!r->used)
+			continue;
+		if (r->deadline_ms <= now) {
+			d->stats.read_timeouts++;
+			log_error("READ %" PRIu32 " (chunks %" PRIu64 "-%" PRIu64
+				  ") not served within %u ms: the reader gets EIO",
+				  r->msg_id, r->c0, r->c1, d->read_timeout_ms);
+			read_finish(d, r, 0);
+			continue;
+		}
+		if (next < 0 || (int64_t)(r->deadline_ms - now) < next)
+			next = (int64_t)(r->deadline_ms - now);
+	}
+	int t = lr_transport_timeout(d->tr);
+	if (t >= 0 && (next < 0 || t < next))
+		next = t;
+	return (int)next;
+}
+
+int lr_daemon_verify_all(struct lr_daemon *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	uint64_t next = 0;
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd < 0)
+		return lr_neg_errno();
+	ev.data.fd = lr_transport_fd(d->tr);
+	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	d->manifest_err = 0;
+	while (d->img.ncached < d->img.nchunks && !d->manifest_err) {
+		/* Keep a bounded window of chunk jobs in flight. */
+		while (next < d->img.nchunks && jobs_free(d) > LR_FETCH_SLOTS / 2) {
+			if (!lr_image_chunk_cached(&d->img, next) && !job_find(d, 0, next)) {
+				struct lr_job *j = job_new(d, 0, next);
+				if (!j || job_start(d, j) < 0) {
+					if (j)
+						j->used = 0;
+					break;
+				}
+			}
+			next++;
+		}
+		int t = lr_daemon_tick(d);
+		epoll_wait(epfd, &ev, 1, t < 0 ? 1000 : t);
+	}
+	close(epfd);
+	return d->manifest_err;
+}
+
 size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 {
-	int n = snprintf(buf, len,
-			 "url %s\nfsid %s\nimage_size %" PRIu64 "\nobject_open %d\nopens %" PRIu64
-			 "\nopens_refused %" PRIu64 "\nreads %" PRIu64 "\nbytes_requested %" PRIu64
-			 "\nbytes_fetched %" PRIu64 "\nread_errors %" PRIu64
-			 "\nbad_messages %" PRIu64 "\n",
-			 d->src ? d->src->url : "", d->desc.fsid, d->desc.size, d->have_object,
-			 d->stats.opens, d->stats.opens_refused, d->stats.reads,
-			 d->stats.bytes_requested, d->stats.bytes_fetched, d->stats.read_errors,
-			 d->stats.bad_messages);
+	struct lr_transport_stats ts = { 0 };
+
+	if (d->tr)
+		lr_transport_stats(d->tr, &ts);
+	int n = snprintf(
+		buf, len,
+		"fsid %s\nimage_version %" PRIu64 "\nimage_size %" PRIu64 "\nchunk_size %" PRIu32
+		"\nchunks %" PRIu64 "\nchunks_cached %" PRIu64 "\nobject_open %d\nopens %" PRIu64
+		"\nopens_refused %" PRIu64 "\nreads %" PRIu64 "\nbytes_requested %" PRIu64
+		"\nread_errors %" PRIu64 "\nread_timeouts %" PRIu64 "\nbad_messages %" PRIu64
+		"\nmanifest_bytes %" PRIu64 "\nnodes_fetched %" PRIu64 "\nnode_bytes %" PRIu64
+		"\nchunks_fetched %" PRIu64 "\nchunk_bytes %" PRIu64 "\ndigest_mismatches %" PRIu64
+		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
+		"\nfetches_failed %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
+		d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
+		d->img.nchunks, d->img.ncached, d->have_object, d->stats.opens,
+		d->stats.opens_refused, d->stats.reads, d->stats.bytes_requested,
+		d->stats.read_errors, d->stats.read_timeouts, d->stats.bad_messages,
+		d->stats.manifest_bytes, d->stats.nodes_fetched, d->stats.node_bytes,
+		d->stats.chunks_fetched, d->stats.chunk_bytes, d->stats.digest_mismatches,
+		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len - 1;
@@ -203,14 +679,14 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 
 static void serve_status(struct lr_daemon *d)
 {
-	char text[1024];
+	char text[2048];
 	int c = accept4(d->statusfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (c < 0)
 		return;
 	size_t n = lr_daemon_status(d, text, sizeof(text));
-	/* A fresh socket's buffer takes a few hundred bytes at once; a client
-	 * that is not reading does not get to block the daemon. */
+	/* A fresh socket's buffer takes this at once; a client that does not
+	 * read does not get to block the daemon. */
 	ssize_t w = send(c, text, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
 	close(c);
@@ -239,20 +715,15 @@ int lr_daemon_run(struct lr_daemon *d)
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		return log_error_errno(errno, "epoll_create1");
-	r = ep_add(d->epfd, lr_cf_fd(d->cf));
-	if (r < 0)
-		return log_error_errno(r, "epoll add /dev/cachefiles");
-	r = ep_add(d->epfd, d->sigfd);
-	if (r < 0)
-		return log_error_errno(r, "epoll add signalfd");
-	if (d->statusfd >= 0) {
-		r = ep_add(d->epfd, d->statusfd);
-		if (r < 0)
-			return log_error_errno(r, "epoll add status socket");
-	}
+	if ((r = ep_add(d->epfd, lr_cf_fd(d->cf))) < 0 ||
+	    (r = ep_add(d->epfd, lr_transport_fd(d->tr))) < 0 || (r = ep_add(d->epfd, d->sigfd)) < 0 ||
+	    (d->statusfd >= 0 && (r = ep_add(d->epfd, d->statusfd)) < 0))
+		return log_error_errno(r, "epoll_ctl");
+	d->dev_watched = 1;
 	while (!d->stop) {
 		struct epoll_event ev[8];
-		int n = epoll_wait(d->epfd, ev, (int)LR_ARRAY_SIZE(ev), -1);
+		int timeout = lr_daemon_tick(d);
+		int n = epoll_wait(d->epfd, ev, (int)LR_ARRAY_SIZE(ev), timeout);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -265,6 +736,8 @@ int lr_daemon_run(struct lr_daemon *d)
 				r = lr_daemon_drain(d);
 				if (r < 0)
 					return r; /* the device itself failed */
+			} else if (fd == lr_transport_fd(d->tr)) {
+				lr_transport_run(d->tr);
 			} else if (fd == d->sigfd) {
 				struct signalfd_siginfo si;
 				if (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Daemon glue: the one event loop, and what each kernel request turns into
- * (source reads, cache writes, completions). The only layer that sees the
- * backend, the transport and the store at once.
+ * Daemon glue: the one event loop, and what each kernel request turns into:
+ * chunk and hash-tree node fetches through the transport, verification,
+ * page-aligned writes into the kernel's cache object, completions. The only
+ * layer that sees backend, transport, store and verify at once.
  */
 #ifndef LR_DAEMON_H
 #define LR_DAEMON_H
@@ -11,50 +12,99 @@
 #include <stdint.h>
 
 #include "cachefiles.h"
-#include "desc.h"
-#include "source.h"
+#include "image.h"
+#include "lr-limits.h"
+#include "transport.h"
+#include "verify.h"
 
 struct lr_stats {
-	uint64_t opens;
-	uint64_t opens_refused;
-	uint64_t reads;
-	uint64_t bytes_requested; /* what the kernel asked for (clamped to the image) */
-	uint64_t bytes_fetched;   /* what came from the source */
+	uint64_t opens, opens_refused;
+	uint64_t reads;           /* kernel READs */
+	uint64_t bytes_requested; /* what they asked for (clamped to the image) */
 	uint64_t read_errors;     /* READs completed without data: readers got EIO */
+	uint64_t read_timeouts;   /* ... of those, because the deadline passed */
 	uint64_t bad_messages;
+	uint64_t chunks_fetched, chunk_bytes; /* verified chunks from the network */
+	uint64_t nodes_fetched, node_bytes;   /* verified tree nodes */
+	uint64_t manifest_bytes;
+	uint64_t digest_mismatches; /* answers refused for a wrong digest */
+};
+
+struct lr_read {
+	int used;
+	uint32_t msg_id, object_id;
+	uint64_t c0, c1, cursor; /* chunk range; next chunk to schedule */
+	uint64_t deadline_ms;
+};
+
+struct lr_job {
+	int used, fetching;
+	uint32_t level; /* 0: chunk idx; L >= 1: tree node idx of level L */
+	uint64_t idx;
+	struct lr_digest want;
+	struct lr_daemon *d;
+};
+
+struct lr_daemon_config {
+	const char *mirrors[LR_MIRRORS_MAX];
+	size_t nmirrors;
+	uint64_t min_version;
+	unsigned read_timeout_ms;  /* a READ not served by then gets EIO */
+	unsigned fetch_timeout_ms; /* one transfer */
+	const char *ca_pem;
+	size_t ca_len;
+	int insecure;
+	const char *resolve[LR_MIRRORS_MAX];
+	size_t nresolve;
 };
 
 struct lr_daemon {
-	struct lr_cf *cf;
-	struct lr_source *src;
-	struct lr_desc desc;
+	struct lr_cf *cf; /* NULL: verify mode, no kernel */
+	struct lr_transport *tr;
+	struct lr_keyring keys;
+	struct lr_image img;
+	uint64_t min_version;
+	unsigned read_timeout_ms;
 	char volume_key[LR_KEY_MAX];
 	int have_object;
 	uint32_t object_id;
+	struct lr_read reads[LR_READS_MAX];
+	struct lr_job jobs[LR_FETCH_SLOTS];
+	uint64_t last_c1;
+	uint8_t *bounce; /* page aligned, LR_CHUNK_MAX */
 	struct lr_stats stats;
-	void *buf; /* page aligned, LR_COPY_CHUNK bytes */
-	const char *tag;
-	int epfd, sigfd, statusfd;
+	struct lr_manifest pending; /* the manifest being checked */
+	const char *manifest_why;   /* why the last manifest answer was refused */
+	char manifest_text[LR_MANIFEST_MAX + 1];
+	int manifest_done, manifest_err;
+	int epfd, sigfd, statusfd, dev_watched;
 	int stop;
 };
 
-/* Read the description from src, pin the image; d takes src. */
-int lr_daemon_init(struct lr_daemon *d, struct lr_source *src);
+/* Set up transport and keys from cfg (the keyring is already filled). */
+int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg);
 void lr_daemon_fini(struct lr_daemon *d);
+
+/* Fetch and verify the manifest (bounded by the transport's attempts);
+ * fills d->img. Logs the reason on failure. -EKEYREJECTED, -ENOKEY,
+ * -ESTALE (rollback), -EBADMSG or a transport error. */
+int lr_daemon_load_manifest(struct lr_daemon *d);
 
 /* Handle one decoded kernel request (tests drive this directly). */
 int lr_daemon_handle(struct lr_daemon *d, const struct lr_kreq *req);
-/* Drain pending kernel requests, up to LR_BATCH_MAX. */
+/* Drain pending kernel requests while there is room, up to LR_BATCH_MAX. */
 int lr_daemon_drain(struct lr_daemon *d);
+/* Transport work and deadlines; returns ms until next due (-1: none). */
+int lr_daemon_tick(struct lr_daemon *d);
 
-/* Status text (key value lines) into buf; returns its length. */
+/* Verify mode: fetch and verify every chunk of the image. */
+int lr_daemon_verify_all(struct lr_daemon *d);
+
 size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len);
 
-/* Event loop: kernel fd, signals, status socket. Returns at SIGTERM/INT. */
+/* Event loop: kernel fd, transport, signals, status socket. */
 int lr_daemon_run(struct lr_daemon *d);
 
-/* Abstract unix socket name for a tag (no NUL prefix), for the status
- * server and `lazyrootd status`. */
 int lr_status_addr(const char *tag, char *out, size_t len);
 int lr_status_listen(const char *tag);
 int lr_status_query(const char *tag, int outfd);

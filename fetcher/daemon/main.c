@@ -1,47 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lazyrootd: serve an EROFS image to the kernel on demand.
+ * lazyrootd: serve a signed EROFS image to the kernel on demand.
  *
- *   lazyrootd [options] URL      serve the image published at URL
- *   lazyrootd status [--tag T]   print a running daemon's counters
+ *   lazyrootd [options] URL[,URL...]   serve the image published at URL
+ *   lazyrootd verify [options] URL...  fetch and verify every chunk
+ *   lazyrootd status [--tag T]         print a running daemon's counters
  *
  * Exit codes (s6-style, so a supervisor knows whether a retry can help):
- *   0 clean stop, 1 bad usage or configuration (do not retry),
- *   2 runtime failure: source, kernel or resources (a retry may help).
+ *   0 clean stop, 1 bad usage or configuration, or an image that fails
+ *   verification (do not retry), 2 runtime failure: network, kernel or
+ *   resources (a retry may help).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
-#include "log.h"
-#include "util.h"
+#include "lr-log.h"
+#include "lr-util.h"
 
 enum { EXIT_CONFIG = 1, EXIT_RUNTIME = 2 };
+
+/* Largest key or CA bundle file we read: Debian's whole CA bundle is about
+ * 220 KB; a key is a few hundred bytes. */
+#define FILE_MAX (1024u * 1024u)
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lazyrootd [options] URL\n"
+		"usage: lazyrootd [options] URL[,URL...]\n"
+		"       lazyrootd verify [options] URL[,URL...]\n"
 		"       lazyrootd status [--tag TAG]\n"
 		"\n"
-		"Serve the EROFS image published at URL (file:///DIR) to the kernel through\n"
-		"cachefiles in on-demand mode.\n"
+		"Serve the signed EROFS image published at URL (http://, https://, tftp://,\n"
+		"file://; several URLs are mirrors) to the kernel through cachefiles in\n"
+		"on-demand mode. `verify` fetches and checks every chunk instead.\n"
 		"\n"
-		"  -c, --cache-dir DIR  cache directory (on ext4/ext2/xfs, not tmpfs); required\n"
-		"  -t, --tag TAG        cachefiles tag and status socket name (default: lazyroot)\n"
-		"  -d, --daemon         go to the background once serving; print the fsid on\n"
-		"                       stdout first (exit status tells whether setup worked)\n"
-		"      --log=kmsg|stderr  where log lines go (default: stderr)\n"
-		"      --device PATH    cachefiles device (default: /dev/cachefiles)\n"
-		"  -v, --verbose        log every request\n"
-		"  -h, --help\n");
+		"  -k, --key FILE        trusted public key (PEM, P-256); repeat for rotation\n"
+		"      --min-version N   refuse images older than N (anti-rollback)\n"
+		"  -c, --cache-dir DIR   cache directory (ext4/ext2/xfs, not tmpfs)\n"
+		"  -t, --tag TAG         cachefiles tag and status socket name (default lazyroot)\n"
+		"      --ca FILE         CA bundle (PEM) for https, read at start\n"
+		"      --insecure        https without certificate verification (explicit only;\n"
+		"                        image signatures are still checked)\n"
+		"      --resolve H:P:A   use address A for host H, port P (like curl)\n"
+		"      --read-timeout S  a READ not served within S seconds fails (default 60)\n"
+		"      --fetch-timeout S one transfer's limit (default 10)\n"
+		"  -d, --daemon          background once serving; print the fsid on stdout first\n"
+		"      --log=kmsg|stderr where log lines go (default stderr)\n"
+		"      --device PATH     cachefiles device (default /dev/cachefiles)\n"
+		"  -v, --verbose         log every request\n");
 }
 
 static int status_main(int argc, char **argv)
@@ -63,6 +80,39 @@ static int status_main(int argc, char **argv)
 		log_error_errno(r, "no lazyrootd answering for tag %s", tag);
 		return EXIT_RUNTIME;
 	}
+	return 0;
+}
+
+/* Read a whole small file (keys, CA bundle): everything is read before
+ * switch_root, which deletes the initramfs they live in. */
+static int read_file(const char *path, char **out, size_t *len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return lr_neg_errno();
+	if (fstat(fd, &st) < 0)
+		return lr_neg_errno();
+	if (st.st_size < 0 || (size_t)st.st_size > FILE_MAX)
+		return -EFBIG;
+	char *buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			return n < 0 ? lr_neg_errno() : -EIO;
+		}
+		done += (size_t)n;
+	}
+	buf[done] = '\0';
+	*out = buf;
+	*len = done;
 	return 0;
 }
 
@@ -113,11 +163,40 @@ static int daemonize(void)
 	return p[1];
 }
 
+static int split_mirrors(char *list, struct lr_daemon_config *cfg)
+{
+	char *save = NULL;
+
+	for (char *u = strtok_r(list, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		if (cfg->nmirrors >= LR_MIRRORS_MAX)
+			return -E2BIG;
+		if (strlen(u) >= LR_URL_MAX || !strstr(u, "://"))
+			return -EINVAL;
+		cfg->mirrors[cfg->nmirrors++] = u;
+	}
+	return cfg->nmirrors ? 0 : -EINVAL;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "min-version", required_argument, NULL, 'm' },
 		{ "cache-dir", required_argument, NULL, 'c' },
 		{ "tag", required_argument, NULL, 't' },
+		{ "ca", required_argument, NULL, 'C' },
+		{ "insecure", no_argument, NULL, 'I' },
+		{ "resolve", required_argument, NULL, 'R' },
+		{ "read-timeout", required_argument, NULL, 'T' },
+		{ "fetch-timeout", required_argument, NULL, 'F' },
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'L' },
 		{ "device", required_argument, NULL, 'D' },
@@ -126,17 +205,60 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *cachedir = NULL, *tag = "lazyroot", *device = "/dev/cachefiles";
-	int background = 0, kmsg = 0, level = LR_LOG_INFO, c;
-	struct lr_daemon d;
-	struct lr_source *src;
-	int r;
+	const char *keyfiles[LR_KEYS_MAX], *cafile = NULL;
+	unsigned nkeys = 0;
+	int background = 0, kmsg = 0, level = LR_LOG_INFO, verify_mode = 0, c, r;
+	struct lr_daemon_config cfg = { .read_timeout_ms = 60000, .fetch_timeout_ms = 10000 };
+	static struct lr_daemon d;
+	char *end;
 
 	if (argc > 1 && strcmp(argv[1], "status") == 0)
 		return status_main(argc, argv);
-	while ((c = getopt_long(argc, argv, "c:t:dvh", opts, NULL)) != -1) {
+	if (argc > 1 && strcmp(argv[1], "verify") == 0) {
+		verify_mode = 1;
+		argv++;
+		argc--;
+	}
+	while ((c = getopt_long(argc, argv, "k:c:t:dvh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'k':
+			if (nkeys >= LR_KEYS_MAX) {
+				fprintf(stderr, "lazyrootd: at most %u keys\n", LR_KEYS_MAX);
+				return EXIT_CONFIG;
+			}
+			keyfiles[nkeys++] = optarg;
+			break;
+		case 'm':
+			cfg.min_version = strtoull(optarg, &end, 10);
+			if (*end || !*optarg) {
+				fprintf(stderr, "lazyrootd: --min-version wants a number\n");
+				return EXIT_CONFIG;
+			}
+			break;
 		case 'c': cachedir = optarg; break;
 		case 't': tag = optarg; break;
+		case 'C': cafile = optarg; break;
+		case 'I': cfg.insecure = 1; break;
+		case 'R':
+			if (cfg.nresolve >= LR_MIRRORS_MAX) {
+				fprintf(stderr, "lazyrootd: at most %u --resolve\n", LR_MIRRORS_MAX);
+				return EXIT_CONFIG;
+			}
+			cfg.resolve[cfg.nresolve++] = optarg;
+			break;
+		case 'T':
+		case 'F': {
+			unsigned long s = strtoul(optarg, &end, 10);
+			if (*end || s == 0 || s > 3600) {
+				fprintf(stderr, "lazyrootd: timeouts are 1..3600 seconds\n");
+				return EXIT_CONFIG;
+			}
+			if (c == 'T')
+				cfg.read_timeout_ms = (unsigned)s * 1000;
+			else
+				cfg.fetch_timeout_ms = (unsigned)s * 1000;
+			break;
+		}
 		case 'd': background = 1; break;
 		case 'D': device = optarg; break;
 		case 'v': level = LR_LOG_DEBUG; break;
@@ -152,11 +274,11 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_CONFIG;
 		}
 	}
-	if (optind != argc - 1 || !cachedir) {
+	if (optind != argc - 1 || (!verify_mode && !cachedir)) {
 		usage(stderr);
 		return EXIT_CONFIG;
 	}
-	const char *url = argv[optind];
+	char *urls = strdup(argv[optind]);
 
 	if (kmsg) {
 		/* Opened now, before switch_root takes /dev away from us. */
@@ -169,6 +291,46 @@ int main(int argc, char **argv)
 	} else {
 		lr_log_setup("lazyrootd", -1, 0, level);
 	}
+	if (!urls || split_mirrors(urls, &cfg) < 0) {
+		log_error("bad URL list '%s': at most %u comma-separated URLs with a scheme",
+			  argv[optind], LR_MIRRORS_MAX);
+		return EXIT_CONFIG;
+	}
+	if (nkeys == 0) {
+		log_error("no trusted key given (--key FILE): lazyrootd serves only signed images");
+		return EXIT_CONFIG;
+	}
+	if (lr_crypto_init() < 0) {
+		log_error("cannot initialise the crypto library");
+		return EXIT_RUNTIME;
+	}
+	for (unsigned i = 0; i < nkeys; i++) {
+		char *pem;
+		size_t len;
+		r = read_file(keyfiles[i], &pem, &len);
+		if (r < 0) {
+			log_error_errno(r, "cannot read key %s", keyfiles[i]);
+			return EXIT_CONFIG;
+		}
+		r = lr_keyring_add_pem(&d.keys, pem, len);
+		free(pem);
+		if (r < 0) {
+			log_error_errno(r, "key %s is not a PEM P-256 public key", keyfiles[i]);
+			return EXIT_CONFIG;
+		}
+		log_info("trusting key %s (%s)", d.keys.keys[d.keys.n - 1].id, keyfiles[i]);
+	}
+	char *ca = NULL;
+	if (cafile) {
+		r = read_file(cafile, &ca, &cfg.ca_len);
+		if (r < 0) {
+			log_error_errno(r, "cannot read CA bundle %s", cafile);
+			return EXIT_CONFIG;
+		}
+		cfg.ca_pem = ca;
+	}
+	if (cfg.insecure)
+		log_warning("https certificates are NOT verified (--insecure); image signatures are");
 
 	int ready_fd = -1;
 	if (background) {
@@ -178,21 +340,38 @@ int main(int argc, char **argv)
 			return EXIT_RUNTIME;
 		}
 	}
-	harden();
+	if (!verify_mode)
+		harden();
 
-	r = lr_source_open(&src, url);
-	if (r == -EPROTONOSUPPORT || r == -EINVAL) {
-		log_error_errno(r, "unusable source URL %s (this build serves file:///DIR)", url);
-		return EXIT_CONFIG;
-	}
-	if (r < 0) {
-		log_error_errno(r, "cannot open source %s", url);
-		return EXIT_RUNTIME;
-	}
-	r = lr_daemon_init(&d, src);
+	double t0 = mono_s();
+	r = lr_daemon_init(&d, &cfg);
 	if (r < 0)
-		return r == -EBADMSG ? EXIT_CONFIG : EXIT_RUNTIME;
-	d.tag = tag;
+		return EXIT_RUNTIME;
+	r = lr_daemon_load_manifest(&d);
+	if (r < 0) {
+		lr_daemon_fini(&d);
+		return r == -EKEYREJECTED || r == -ENOKEY || r == -ESTALE || r == -EBADMSG ? EXIT_CONFIG
+											 : EXIT_RUNTIME;
+	}
+
+	if (verify_mode) {
+		r = lr_daemon_verify_all(&d);
+		char st[2048];
+		size_t n = lr_daemon_status(&d, st, sizeof(st));
+		if (write(STDOUT_FILENO, st, n) != (ssize_t)n)
+			r = r ? r : -EIO;
+		if (r < 0)
+			log_error_errno(r, "verification failed after %" PRIu64 " of %" PRIu64 " chunks",
+					d.img.ncached, d.img.nchunks);
+		else
+			log_notice("verified %" PRIu64 " chunks (%" PRIu64 " bytes) in %.2f s",
+				   d.img.nchunks, d.img.m.image_size, mono_s() - t0);
+		lr_daemon_fini(&d);
+		free(ca);
+		free(urls);
+		return r < 0 ? EXIT_RUNTIME : 0;
+	}
+
 	r = lr_cf_open_kernel(&d.cf, device, cachedir, tag);
 	if (r < 0) {
 		lr_daemon_fini(&d);
@@ -201,11 +380,11 @@ int main(int argc, char **argv)
 	d.statusfd = lr_status_listen(tag);
 	if (d.statusfd < 0)
 		log_warning_errno(d.statusfd, "status socket for tag %s (status unavailable)", tag);
-	log_notice("serving %s (fsid %s) from cache %s", url, d.desc.fsid, cachedir);
+	log_notice("serving %s (fsid %s) from cache %s", cfg.mirrors[0], d.img.m.fsid, cachedir);
 
 	if (ready_fd >= 0) {
-		char line[LR_FSID_MAX + 2];
-		int n = snprintf(line, sizeof(line), "%s\n", d.desc.fsid);
+		char line[LR_FSID_LEN + 2];
+		int n = snprintf(line, sizeof(line), "%s\n", d.img.m.fsid);
 		if (write(ready_fd, line, (size_t)n) != n) {
 			lr_daemon_fini(&d);
 			return EXIT_RUNTIME;
@@ -223,11 +402,13 @@ int main(int argc, char **argv)
 		if (chdir("/") < 0)
 			log_debug("chdir /: %m");
 	} else {
-		printf("%s\n", d.desc.fsid);
+		printf("%s\n", d.img.m.fsid);
 		fflush(stdout);
 	}
 
 	r = lr_daemon_run(&d);
 	lr_daemon_fini(&d);
+	free(ca);
+	free(urls);
 	return r < 0 ? EXIT_RUNTIME : 0;
 }

@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "limits.h"
-#include "log.h"
-#include "util.h"
+#include "lr-limits.h"
+#include "lr-log.h"
+#include "lr-util.h"
 
 int lr_status_addr(const char *tag, char *out, size_t len)
 {

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The daemon and the cachefiles backend end to end against a fake kernel:
- * a SOCK_SEQPACKET socketpair stands in for /dev/cachefiles (one message
- * per read, like the device), memfds stand in for the anon fds, and the
- * READ_COMPLETE ioctl is recorded instead of issued. The source is a real
- * file:// directory.
+ * The daemon, the cachefiles backend, the transport and verification end
+ * to end against a fake kernel: a SOCK_SEQPACKET socketpair stands in for
+ * /dev/cachefiles (one message per read, like the device), memfds stand in
+ * for the anon fds, and READ_COMPLETE is recorded instead of issued. The
+ * image is published for real (lazyroot-image's code) into two file://
+ * mirrors.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,24 +21,29 @@
 #include <linux/cachefiles.h>
 
 #include "daemon.h"
-#include "log.h"
+#include "lr-log.h"
+#include "publish.h"
 #include "tap.h"
 
-#define IMG_SIZE (3 * 4096 + 1024 * 1024) /* more than one copy piece */
+#define CS 4096u
+#define NCHUNKS 300u /* depth-2 tree */
+#define IMG_SIZE (NCHUNKS * CS)
 
-static uint32_t completed[64];
+static uint32_t completed[256];
 static int ncompleted;
 
 static int fake_complete(int fd, uint32_t msg_id)
 {
 	if (fcntl(fd, F_GETFD) < 0)
-		return -1; /* completing on a closed fd: a real bug */
-	completed[ncompleted++ % 64] = msg_id;
+		return -1;
+	completed[ncompleted++ % 256] = msg_id;
 	return 0;
 }
 
 static struct lr_cf_ops fake_ops;
-static int kside; /* the "kernel" end of the socketpair */
+static int kside;
+static char dir[] = "/tmp/lazyroot-td-XXXXXX";
+static uint8_t *img;
 
 static void send_open(uint32_t msg_id, uint32_t object_id, const char *vkey, const char *ckey,
 		      int fd)
@@ -72,16 +80,6 @@ static void send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64_
 		abort();
 }
 
-static void send_close(uint32_t object_id)
-{
-	struct cachefiles_msg h = { .msg_id = 0, .opcode = CACHEFILES_OP_CLOSE, .len = sizeof(h),
-				    .object_id = object_id };
-
-	if (write(kside, &h, sizeof(h)) != sizeof(h))
-		abort();
-}
-
-/* What the daemon wrote back on the device (a copen line), or "". */
 static const char *reply(void)
 {
 	static char buf[256];
@@ -93,45 +91,50 @@ static const char *reply(void)
 
 static int was_completed(uint32_t msg_id)
 {
-	for (int i = 0; i < ncompleted && i < 64; i++)
+	for (int i = 0; i < ncompleted && i < 256; i++)
 		if (completed[i] == msg_id)
 			return 1;
 	return 0;
 }
 
-static void write_file(const char *dir, const char *name, const void *data, size_t len)
+/* Drain the device, then run the loop until msg_id completes (<= 5 s). */
+static void serve(struct lr_daemon *d, uint32_t msg_id)
 {
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-		abort();
-	close(fd);
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	lr_daemon_drain(d);
+	for (int i = 0; i < 500 && !was_completed(msg_id); i++) {
+		int t = lr_daemon_tick(d);
+		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+	}
+	close(ep);
 }
 
-int main(void)
+static void daemon_up(struct lr_daemon *d, const char *mirrors, const char *pubkey,
+		      uint64_t minver, unsigned read_timeout_ms)
 {
-	char dir[] = "/tmp/lazyroot-test-XXXXXX";
-	char url[600], desc[256];
-	uint8_t *img = malloc(IMG_SIZE), *got = malloc(IMG_SIZE);
-	struct lr_daemon d;
-	struct lr_source *src;
-	int sv[2];
+	static char urls[1024];
+	struct lr_daemon_config cfg = { .min_version = minver, .read_timeout_ms = read_timeout_ms,
+					.fetch_timeout_ms = 1000 };
+	char *pem, *save = NULL;
+	size_t len;
 
-	lr_log_setup("test-daemon", -1, 0, LR_LOG_ERR);
-	if (!mkdtemp(dir))
+	memset(d, 0, sizeof(*d));
+	snprintf(urls, sizeof(urls), "%s", mirrors);
+	for (char *u = strtok_r(urls, ",", &save); u; u = strtok_r(NULL, ",", &save))
+		cfg.mirrors[cfg.nmirrors++] = u;
+	if (lr_slurp(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
 		abort();
-	for (size_t i = 0; i < IMG_SIZE; i++)
-		img[i] = (uint8_t)(i * 131 + (i >> 12));
-	write_file(dir, "image.erofs", img, IMG_SIZE);
-	snprintf(desc, sizeof(desc), "lazyroot-image 1\nfsid lr-test\nsize %d\nimage image.erofs\n",
-		 IMG_SIZE);
-	write_file(dir, "lazyroot.desc", desc, strlen(desc));
-	snprintf(url, sizeof(url), "file://%s", dir);
+	free(pem);
+	if (lr_daemon_init(d, &cfg) < 0)
+		abort();
+}
 
-	is(lr_source_open(&src, url), 0, "file source opens");
-	is(lr_daemon_init(&d, src), 0, "daemon reads the description");
-	is(d.desc.size, IMG_SIZE, "image size from the description");
+static void attach_fake_device(struct lr_daemon *d)
+{
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
 		abort();
@@ -139,84 +142,177 @@ int main(void)
 	kside = sv[1];
 	fake_ops = lr_cf_kernel_ops;
 	fake_ops.read_complete = fake_complete;
-	is(lr_cf_new(&d.cf, sv[0], &fake_ops), 0, "backend over the fake device");
+	if (lr_cf_new(&d->cf, sv[0], &fake_ops) < 0)
+		abort();
+}
 
-	/* An OPEN for another blob is refused with -ENOENT and its fd closed. */
+static void p(char *out, const char *name)
+{
+	snprintf(out, 512, "%s/%s", dir, name);
+}
+
+/* Overwrite the stored chunk c of a published dir with wrong bytes. */
+static void corrupt_chunk(const char *pubdir, unsigned c)
+{
+	struct lr_digest dg;
+	char rel[LR_OBJPATH_MAX], path[700];
+
+	lr_sha256(img + c * CS, CS, &dg);
+	lr_object_path(&dg, rel);
+	snprintf(path, sizeof(path), "%s/%s", pubdir, rel);
+	int fd = open(path, O_WRONLY);
+	if (fd < 0 || pwrite(fd, "evil", 4, 0) != 4)
+		abort();
+	close(fd);
+}
+
+int main(void)
+{
+	char image[512], puba[512], pubb[512], key[512], pub[512], key2[512], pub2[512];
+	char urls[2048], cmd[2048];
+	struct lr_daemon d;
+	struct lr_publish_stats st;
+
+	/* The daemon logs every refusal; LAZYROOT_TEST_VERBOSE=1 shows them. */
+	lr_log_setup("test-daemon", -1, 0, getenv("LAZYROOT_TEST_VERBOSE") ? LR_LOG_DEBUG : 0);
+	if (lr_crypto_init() < 0 || !mkdtemp(dir))
+		abort();
+	p(image, "image");
+	p(puba, "a");
+	p(pubb, "b");
+	p(key, "key.pem");
+	p(pub, "pub.pem");
+	p(key2, "key2.pem");
+	p(pub2, "pub2.pem");
+	if (lr_keygen(key, pub) < 0 || lr_keygen(key2, pub2) < 0)
+		abort();
+	img = malloc(IMG_SIZE);
+	for (size_t i = 0; i < IMG_SIZE; i++)
+		img[i] = (uint8_t)(i * 131 + (i >> 12));
+	int fd = open(image, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, img, IMG_SIZE) != IMG_SIZE)
+		abort();
+	close(fd);
+	struct lr_publish_opts po = { .chunk_size = CS, .image_version = 3, .key_path = key,
+				      .quiet = 1 };
+	if (lr_publish(image, puba, &po, &st) < 0 || lr_publish(image, pubb, &po, &st) < 0)
+		abort();
+
+	/* ---- manifest refusals ---- */
+	snprintf(urls, sizeof(urls), "file://%s", puba);
+	daemon_up(&d, urls, pub2, 0, 5000);
+	is(lr_daemon_load_manifest(&d), -ENOKEY, "manifest signed by an untrusted key refused");
+	lr_daemon_fini(&d);
+	daemon_up(&d, urls, pub, 4, 5000);
+	is(lr_daemon_load_manifest(&d), -ESTALE, "manifest older than --min-version refused");
+	lr_daemon_fini(&d);
+
+	/* ---- serving from two mirrors, A tampered ---- */
+	snprintf(urls, sizeof(urls), "file://%s,file://%s", puba, pubb);
+	daemon_up(&d, urls, pub, 3, 5000);
+	is(lr_daemon_load_manifest(&d), 0, "manifest verified");
+	is(d.img.nchunks, NCHUNKS, "chunks from the manifest");
+	is(d.img.m.depth, 2, "depth-2 tree");
+	attach_fake_device(&d);
+
 	int stray = memfd_create("stray", 0);
 	send_open(1, 10, "erofs,other", "other", stray);
-	is(lr_daemon_drain(&d), 0, "drain");
+	lr_daemon_drain(&d);
 	ok(strcmp(reply(), "copen 1,-2") == 0, "unknown blob refused with -ENOENT");
-	ok(fcntl(stray, F_GETFD) < 0 && errno == EBADF, "refused object's anon fd closed");
+	ok(fcntl(stray, F_GETFD) < 0, "refused object's anon fd closed");
 
-	/* Our blob is accepted with the image size. */
 	int obj = memfd_create("obj", 0);
 	if (ftruncate(obj, IMG_SIZE) < 0)
 		abort();
-	send_open(2, 11, "erofs,lr-test", "lr-test", obj);
-	is(lr_daemon_drain(&d), 0, "drain");
+	char vkey[128];
+	snprintf(vkey, sizeof(vkey), "erofs,%s", d.img.m.fsid);
+	send_open(2, 11, vkey, d.img.m.fsid, obj);
+	lr_daemon_drain(&d);
 	char want[64];
-	snprintf(want, sizeof(want), "copen 2,%d", IMG_SIZE);
+	snprintf(want, sizeof(want), "copen 2,%u", IMG_SIZE);
 	ok(strcmp(reply(), want) == 0, "our blob opened with the image size");
-	is(d.stats.opens, 1, "one open counted");
 
-	/* A READ writes exactly the range, then completes. */
-	send_read(3, 11, 4096, 8192);
-	is(lr_daemon_drain(&d), 0, "drain");
-	ok(was_completed(3), "READ completed");
-	memset(got, 0, IMG_SIZE);
-	ok(pread(obj, got, IMG_SIZE, 0) == IMG_SIZE, "object readable");
-	ok(memcmp(got + 4096, img + 4096, 8192) == 0, "range written with the image bytes");
-	ok(got[0] == 0 && got[4096 + 8192] == 0, "nothing outside the range written");
+	uint8_t *got = calloc(1, IMG_SIZE);
+	send_read(3, 11, 0, 4096);
+	serve(&d, 3);
+	ok(was_completed(3), "READ of chunk 0 completed");
+	ok(pread(obj, got, 4096, 0) == 4096 && memcmp(got, img, 4096) == 0,
+	   "chunk 0 written with the image bytes");
+	is(d.stats.nodes_fetched, 2, "top node and one leaf node fetched");
+	is(d.stats.node_bytes, 3 * 32 + 128 * 32, "metadata before the first data: 2 nodes");
 
-	/* A READ larger than the copy buffer and past the end is clamped. */
-	send_read(4, 11, 3 * 4096, 4 * 1024 * 1024);
-	is(lr_daemon_drain(&d), 0, "drain");
-	ok(was_completed(4), "big READ completed");
+	corrupt_chunk(puba, 200);
+	send_read(4, 11, 199 * CS, 3 * CS); /* chunks 199..201, other leaf node */
+	serve(&d, 4);
+	ok(was_completed(4), "READ across a tampered chunk completed");
 	ok(pread(obj, got, IMG_SIZE, 0) == IMG_SIZE &&
-		   memcmp(got + 3 * 4096, img + 3 * 4096, IMG_SIZE - 3 * 4096) == 0,
-	   "big READ copied in pieces up to the image end");
-	is(d.stats.bytes_requested, 8192 + IMG_SIZE - 3 * 4096, "bytes requested, clamped");
-	is(d.stats.read_errors, 0, "no read errors so far");
-
-	/* A READ for an unknown object still completes (reader sees EIO). */
-	send_read(5, 99, 0, 4096);
-	lr_daemon_drain(&d);
-	is(d.stats.read_errors, 1, "READ of unknown object counted as error");
-
-	/* A malformed message is skipped; the next one is still served. */
-	uint8_t junk[20] = { 0 };
-	if (write(kside, junk, sizeof(junk)) != sizeof(junk))
-		abort();
-	send_read(6, 11, 0, 4096);
-	is(lr_daemon_drain(&d), 0, "drain goes on after a malformed message");
-	is(d.stats.bad_messages, 1, "malformed message counted");
-	ok(was_completed(6), "READ after the malformed message served");
-
-	/* Source shorter than its description: the READ fails, still completes. */
-	write_file(dir, "image.erofs", img, 4096); /* truncates the pinned file */
-	int before = ncompleted;
-	send_read(7, 11, 8192, 4096);
-	lr_daemon_drain(&d);
-	ok(ncompleted == before + 1 && was_completed(7), "short source: READ completed anyway");
-	is(d.stats.read_errors, 2, "short source counted as read error");
-
-	/* CLOSE drops the object; later READs for it fail cleanly. */
-	send_close(11);
-	lr_daemon_drain(&d);
-	ok(!d.have_object, "CLOSE forgets the object");
-	ok(fcntl(obj, F_GETFD) < 0, "CLOSE closes the anon fd");
-
-	char status[1024];
-	lr_daemon_status(&d, status, sizeof(status));
-	ok(strstr(status, "fsid lr-test\n") && strstr(status, "reads 5\n"), "status text");
-
+		   memcmp(got + 199 * CS, img + 199 * CS, 3 * CS) == 0,
+	   "tampered chunk on mirror A served intact from mirror B");
+	ok(d.stats.digest_mismatches >= 1, "the digest mismatch was seen");
+	is(d.stats.read_errors, 0, "no read errors");
 	lr_daemon_fini(&d);
 	close(kside);
-	free(img);
+
+	/* ---- only the tampered mirror: EIO, nothing unverified written ---- */
+	snprintf(urls, sizeof(urls), "file://%s", puba);
+	daemon_up(&d, urls, pub, 0, 5000);
+	is(lr_daemon_load_manifest(&d), 0, "manifest from mirror A alone");
+	attach_fake_device(&d);
+	obj = memfd_create("obj2", 0);
+	if (ftruncate(obj, IMG_SIZE) < 0)
+		abort();
+	send_open(5, 12, vkey, d.img.m.fsid, obj);
+	lr_daemon_drain(&d);
+	reply();
+	send_read(6, 12, 200 * CS, CS);
+	serve(&d, 6);
+	ok(was_completed(6), "READ of the tampered chunk still completes");
+	is(d.stats.read_errors, 1, "... as a read error (the reader gets EIO)");
+	memset(got, 0xff, CS);
+	ok(pread(obj, got, CS, 200 * CS) == CS && got[0] == 0 && got[100] == 0,
+	   "nothing unverified was written into the cache");
+	send_read(7, 12, 0, 16 * CS);
+	serve(&d, 7);
+	ok(was_completed(7) && d.stats.read_errors == 1, "other chunks still served");
+	lr_daemon_fini(&d);
+	close(kside);
+
+	/* ---- a mirror that never answers: the READ deadline ---- */
+	int hole = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	socklen_t sl = sizeof(sa);
+	if (bind(hole, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(hole, 16) < 0 ||
+	    getsockname(hole, (struct sockaddr *)&sa, &sl) < 0)
+		abort();
+	snprintf(urls, sizeof(urls), "file://%s", pubb);
+	daemon_up(&d, urls, pub, 0, 300);
+	is(lr_daemon_load_manifest(&d), 0, "manifest");
+	lr_transport_free(d.tr);
+	char hurl[64];
+	snprintf(hurl, sizeof(hurl), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	const char *hm[] = { hurl };
+	struct lr_transport_opts to = { .mirrors = hm, .nmirrors = 1, .timeout_ms = 5000 };
+	if (lr_transport_new(&d.tr, &to) < 0)
+		abort();
+	attach_fake_device(&d);
+	obj = memfd_create("obj3", 0);
+	if (ftruncate(obj, IMG_SIZE) < 0)
+		abort();
+	send_open(8, 13, vkey, d.img.m.fsid, obj);
+	lr_daemon_drain(&d);
+	reply();
+	send_read(9, 13, 0, CS);
+	serve(&d, 9);
+	ok(was_completed(9), "READ against a silent server completes");
+	is(d.stats.read_timeouts, 1, "... at its deadline, not the transport's");
+	lr_daemon_fini(&d);
+	close(kside);
+	close(hole);
+
 	free(got);
-	char cmd[600];
+	free(img);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+		return 1;
 	return tap_done();
 }

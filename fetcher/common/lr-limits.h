@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every bound lazyrootd enforces, in one place, each with the reason for
+ * its value. Nothing in the daemon grows without one of these limits.
+ */
+#ifndef LR_LIMITS_H
+#define LR_LIMITS_H
+
+/* Page size the kernel's cache files are written in: the anon fd writes
+ * with direct I/O, so buffers, offsets and lengths are multiples of it. */
+#define LR_PAGE_SIZE 4096u
+
+/* Largest message the kernel sends on /dev/cachefiles (the UAPI's
+ * CACHEFILES_MSG_MAX_SIZE): a read(2) of this size always takes one
+ * whole message. */
+#define LR_CF_MSG_MAX 1024u
+
+/* Keys: fscache bounds a cookie key to 255 bytes; EROFS volume keys are
+ * "erofs,<fsid>", which our fsids keep far below this. */
+#define LR_KEY_MAX 256u
+
+/* Open cache objects (EROFS blobs) at once. One image is one blob today;
+ * multi-device images and upgrades need a few more, never hundreds. */
+#define LR_MAX_OBJECTS 64u
+
+/* Largest READ we accept from the kernel. Readahead asks for at most a few
+ * MiB; anything bigger is a malformed message, not work. */
+#define LR_READ_MAX (16u * 1024 * 1024)
+
+/* Messages handled per wakeup before the loop looks at its other fds, so a
+ * burst of kernel requests cannot starve the status socket or signals. */
+#define LR_BATCH_MAX 64u
+
+/* Status clients served at once (each is answered and closed at once). */
+#define LR_STATUS_BACKLOG 8
+
+/* Longest URL we accept (cmdline or argv). */
+#define LR_URL_MAX 2048u
+
+/* Mirrors per image: a handful is failover, more is a configuration error. */
+#define LR_MIRRORS_MAX 8u
+
+/* Fetches the transport holds at once (queued, backing off or in flight).
+ * When full, the daemon stops taking kernel requests until one ends. */
+#define LR_FETCH_SLOTS 256u
+
+/* Transfers in flight at once: enough to fill a 100 Mbit/s, 20 ms link with
+ * 64 KiB chunks (bandwidth-delay product 250 KB), few enough for a small
+ * server and bounded buffers (each holds one chunk, at most 1 MiB). */
+#define LR_XFER_ACTIVE_DEFAULT 8u
+#define LR_XFER_ACTIVE_MAX 32u
+
+/* Longest object name in a published directory ("chunks/xx/<64 hex>"). */
+#define LR_NAME_MAX 96u
+
+/* Backoff after every mirror failed once: doubles per round up to the cap,
+ * with +-25% jitter so a fleet does not retry in lockstep. */
+#define LR_BACKOFF_CAP_MS 4000u
+
+/* Hash-tree nodes kept in memory (4 KiB each): the path to any chunk for
+ * images up to 128^3 chunks stays resident; evicted nodes are fetched and
+ * verified again when needed. 512 nodes = 2 MiB. */
+#define LR_NODE_CACHE 512u
+
+/* Kernel READs waiting for data at once. The kernel blocks readers, so
+ * this bounds concurrency, not correctness; when full, we stop reading
+ * /dev/cachefiles until one completes. */
+#define LR_READS_MAX 128u
+
+/* Chunks one READ may span: LR_READ_MAX / LR_CHUNK_MIN. */
+#define LR_READ_CHUNKS_MAX (LR_READ_MAX / 4096u)
+
+/* Chunks kept in flight ahead of a sequential reader. */
+#define LR_READAHEAD_CHUNKS 4u
+
+#endif

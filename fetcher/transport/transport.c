@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libcurl multi-socket transport, driven by the daemon's epoll loop through
+ * an inner epoll fd. A fixed table of fetch slots; at most max_active of
+ * them hold a curl transfer (from a pool of reused easy handles, so
+ * connections are reused); the rest wait for a transfer or a backoff.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "lr-limits.h"
+#include "lr-log.h"
+#include "lr-util.h"
+
+struct slot {
+	int used, active;
+	uint64_t seq; /* FIFO order among waiting fetches */
+	char name[LR_NAME_MAX];
+	size_t max;
+	lr_fetch_check_fn check;
+	lr_fetch_done_fn done;
+	void *ctx;
+	unsigned attempts, mirror, tried; /* tried: mirrors tried this round */
+	uint64_t due_ms;
+	CURL *easy;
+	uint8_t *buf;
+	size_t len;
+	int overflow;
+};
+
+struct lr_transport {
+	CURLM *multi;
+	int epfd;
+	int64_t timer_due_ms; /* curl's timer, -1: none */
+	char *mirrors[LR_MIRRORS_MAX];
+	unsigned nmirrors, preferred;
+	struct curl_slist *resolve;
+	struct curl_blob ca;
+	int have_ca, insecure;
+	unsigned timeout_ms, connect_timeout_ms, attempts, backoff_ms, max_active;
+	struct slot slots[LR_FETCH_SLOTS];
+	CURL *pool[LR_XFER_ACTIVE_MAX];
+	unsigned npool, nactive, nused;
+	uint64_t seq;
+	uint32_t rng;
+	struct lr_transport_stats st;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int lr_transport_errno(int curlcode, long status, const char *scheme)
+{
+	switch ((CURLcode)curlcode) {
+	case CURLE_OK:
+		break;
+	case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
+	case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM: return -EKEYREJECTED;
+	case CURLE_SSL_CONNECT_ERROR: return -ECONNABORTED;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING: return -ECONNRESET;
+	case CURLE_PARTIAL_FILE: return -EPIPE;
+	case CURLE_WRITE_ERROR: return -EFBIG; /* only our size limit aborts writes */
+	case CURLE_OUT_OF_MEMORY: return -ENOMEM;
+	case CURLE_UNSUPPORTED_PROTOCOL: return -EPROTONOSUPPORT;
+	case CURLE_URL_MALFORMAT: return -EINVAL;
+	case CURLE_FILE_COULDNT_READ_FILE:
+	case CURLE_TFTP_NOTFOUND:
+	case CURLE_REMOTE_FILE_NOT_FOUND: return -ENOENT;
+	case CURLE_TFTP_PERM:
+	case CURLE_REMOTE_ACCESS_DENIED: return -EACCES;
+	case CURLE_TOO_MANY_REDIRECTS: return -ELOOP;
+	default: return -EIO;
+	}
+	if (scheme && strncmp(scheme, "http", 4) == 0) {
+		if (status == 200)
+			return 0;
+		if (status == 404 || status == 410)
+			return -ENOENT;
+		if (status == 401 || status == 403)
+			return -EACCES;
+		if (status == 416)
+			return -ERANGE;
+		if (status == 408 || status == 429 || status >= 500)
+			return -EAGAIN;
+		return -EPROTO; /* 1xx/2xx other than 200 (206 without a Range), 3xx left */
+	}
+	return 0;
+}
+
+int lr_transport_retryable(int err)
+{
+	/* Configuration errors stay errors on every mirror and attempt. */
+	return err != -EINVAL && err != -EPROTONOSUPPORT && err != -ENOMEM;
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct lr_transport *t = userp;
+	struct epoll_event ev = { .data.fd = s };
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(t->epfd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0) {
+		/* curl may hand us a reused descriptor number: the other op. */
+		if (epoll_ctl(t->epfd, socketp ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &ev) < 0)
+			return log_error_errno(errno, "epoll_ctl for curl socket %d", s), -1;
+	}
+	if (!socketp)
+		curl_multi_assign(t->multi, s, t); /* any non-NULL marks "known" */
+	return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct lr_transport *t = userp;
+
+	(void)m;
+	t->timer_due_ms = timeout_ms < 0 ? -1 : (int64_t)(now_ms() + (uint64_t)timeout_ms);
+	return 0;
+}
+
+static size_t write_cb(char *p, size_t size, size_t n, void *userp)
+{
+	struct slot *s = userp;
+	size_t len = size * n;
+
+	if (len > s->max - s->len) {
+		s->overflow = 1;
+		return 0; /* CURLE_WRITE_ERROR: more than the object may be */
+	}
+	memcpy(s->buf + s->len, p, len);
+	s->len += len;
+	return len;
+}
+
+int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o)
+{
+	struct lr_transport *t;
+
+	if (!o->nmirrors || o->nmirrors > LR_MIRRORS_MAX)
+		return -EINVAL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -EIO;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->multi = curl_multi_init();
+	if (t->epfd < 0 || !t->multi) {
+		lr_transport_free(t);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < o->nmirrors; i++) {
+		size_t l = strlen(o->mirrors[i]);
+		if (l == 0 || l >= LR_URL_MAX) {
+			lr_transport_free(t);
+			return -EINVAL;
+		}
+		t->mirrors[i] = strdup(o->mirrors[i]);
+		if (!t->mirrors[i]) {
+			lr_transport_free(t);
+			return -ENOMEM;
+		}
+		while (l > 0 && t->mirrors[i][l - 1] == '/')
+			t->mirrors[i][--l] = '\0';
+		t->nmirrors++;
+	}
+	for (size_t i = 0; i < o->nresolve; i++) {
+		struct curl_slist *n = curl_slist_append(t->resolve, o->resolve[i]);
+		if (!n) {
+			lr_transport_free(t);
+			return -ENOMEM;
+		}
+		t->resolve = n;
+	}
+	if (o->ca_pem && o->ca_len) {
+		t->ca.data = (void *)o->ca_pem;
+		t->ca.len = o->ca_len;
+		t->ca.flags = CURL_BLOB_COPY;
+		t->have_ca = 1;
+	}
+	t->insecure = o->insecure;
+	t->timeout_ms = o->timeout_ms ? o->timeout_ms : 10000;
+	t->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
+	t->attempts = o->attempts ? o->attempts : 3 * t->nmirrors;
+	t->backoff_ms = o->backoff_ms ? o->backoff_ms : 200;
+	t->max_active = o->max_active ? o->max_active : LR_XFER_ACTIVE_DEFAULT;
+	if (t->max_active > LR_XFER_ACTIVE_MAX)
+		t->max_active = LR_XFER_ACTIVE_MAX;
+	t->timer_due_ms = -1;
+	t->rng = (uint32_t)now_ms() ^ (uint32_t)getpid() * 2654435761u;
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)t->max_active);
+	curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->max_active * 2);
+	*tp = t;
+	return 0;
+}
+
+void lr_transport_free(struct lr_transport *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+		struct slot *s = &t->slots[i];
+		if (s->active) {
+			curl_multi_remove_handle(t->multi, s->easy);
+			curl_easy_cleanup(s->easy);
+			free(s->buf);
+		}
+	}
+	for (unsigned i = 0; i < t->npool; i++)
+		curl_easy_cleanup(t->pool[i]);
+	if (t->multi)
+		curl_multi_cleanup(t->multi);
+	if (t->epfd >= 0)
+		close(t->epfd);
+	for (unsigned i = 0; i < t->nmirrors; i++)
+		free(t->mirrors[i]);
+	curl_slist_free_all(t->resolve);
+	free(t);
+}
+
+int lr_transport_fd(const struct lr_transport *t)
+{
+	return t->epfd;
+}
+
+unsigned lr_transport_pending(const struct lr_transport *t)
+{
+	return t->nused;
+}
+
+int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
+		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
+{
+	size_t l = strlen(name);
+
+	if (l == 0 || l >= LR_NAME_MAX || name[0] == '/' || strstr(name, "..") || max == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+		struct slot *s = &t->slots[i];
+		if (s->used)
+			continue;
+		memset(s, 0, sizeof(*s));
+		s->used = 1;
+		s->seq = t->seq++;
+		memcpy(s->name, name, l + 1);
+		s->max = max;
+		s->check = check;
+		s->done = done;
+		s->ctx = ctx;
+		s->mirror = t->preferred;
+		s->due_ms = 0;
+		t->nused++;
+		return 0;
+	}
+	return -EBUSY;
+}
+
+static CURL *get_easy(struct lr_transport *t)
+{
+	CURL *e;
+
+	if (t->npool > 0)
+		return t->pool[--t->npool];
+	e = curl_easy_init();
+	if (!e)
+		return NULL;
+	/* Options every transfer shares; per-fetch ones are set in start(). */
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)t->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,tftp,file");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 3L);
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "lazyrootd/0.1");
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* 1468 fills a 1500-byte MTU: ~3x faster than 512-byte blocks. */
+	curl_easy_setopt(e, CURLOPT_TFTP_BLKSIZE, 1468L);
+	if (t->resolve)
+		curl_easy_setopt(e, CURLOPT_RESOLVE, t->resolve);
+	if (t->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (t->have_ca) {
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &t->ca);
+	}
+	return e;
+}
+
+static void put_easy(struct lr_transport *t, CURL *e)
+{
+	if (t->npool < LR_XFER_ACTIVE_MAX)
+		t->pool[t->npool++] = e;
+	else
+		curl_easy_cleanup(e);
+}
+
+static int start(struct lr_transport *t, struct slot *s)
+{
+	char url[LR_URL_MAX + LR_NAME_MAX + 2];
+
+	s->buf = malloc(s->max);
+	if (!s->buf)
+		return -ENOMEM;
+	s->easy = get_easy(t);
+	if (!s->easy) {
+		free(s->buf);
+		s->buf = NULL;
+		return -ENOMEM;
+	}
+	snprintf(url, sizeof(url), "%s/%s", t->mirrors[s->mirror], s->name);
+	s->len = 0;
+	s->overflow = 0;
+	curl_easy_setopt(s->easy, CURLOPT_URL, url);
+	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+	if (curl_multi_add_handle(t->multi, s->easy) != CURLM_OK) {
+		put_easy(t, s->easy);
+		free(s->buf);
+		s->buf = NULL;
+		return -EIO;
+	}
+	s->active = 1;
+	t->nactive++;
+	t->st.requests++;
+	if (s->attempts > 0)
+		t->st.retries++;
+	return 0;
+}
+
+static void release(struct lr_transport *t, struct slot *s)
+{
+	s->used = 0;
+	t->nused--;
+}
+
+static unsigned jitter(struct lr_transport *t, unsigned ms)
+{
+	t->rng = t->rng * 1103515245u + 12345u;
+	/* +-25% */
+	return ms - ms / 4 + (unsigned)((t->rng >> 8) % (ms / 2 + 1));
+}
+
+/* A transfer ended (or could not start): accept, retry elsewhere, or fail. */
+static void finish(struct lr_transport *t, struct slot *s, int err)
+{
+	uint8_t *buf = s->buf;
+	size_t len = s->len;
+
+	if (s->active) {
+		curl_multi_remove_handle(t->multi, s->easy);
+		put_easy(t, s->easy);
+		s->easy = NULL;
+		s->active = 0;
+		t->nactive--;
+	}
+	s->buf = NULL;
+	t->st.bytes += len;
+	if (!err && s->check && s->check(buf, len, s->ctx) < 0) {
+		t->st.rejected++;
+		err = -EBADMSG;
+	}
+	if (!err) {
+		lr_fetch_done_fn done = s->done;
+		void *ctx = s->ctx;
+		t->preferred = s->mirror;
+		release(t, s);
+		done(ctx, 0, buf, len);
+		free(buf);
+		return;
+	}
+	free(buf);
+	log_warning("fetch %s from %s: %s (attempt %u of %u)", s->name, t->mirrors[s->mirror],
+		    strerror(-err), s->attempts + 1, t->attempts);
+	s->attempts++;
+	if (s->attempts >= t->attempts || !lr_transport_retryable(err)) {
+		lr_fetch_done_fn done = s->done;
+		void *ctx = s->ctx;
+		t->st.failed++;
+		release(t, s);
+		done(ctx, err, NULL, 0);
+		return;
+	}
+	/* Next mirror at once; after a full round of mirrors, back off. */
+	s->mirror = (s->mirror + 1) % t->nmirrors;
+	s->tried++;
+	if (s->tried >= t->nmirrors) {
+		unsigned round = s->attempts / t->nmirrors;
+		unsigned ms = t->backoff_ms << (round > 5 ? 5 : round);
+		s->tried = 0;
+		s->due_ms = now_ms() + jitter(t, ms > LR_BACKOFF_CAP_MS ? LR_BACKOFF_CAP_MS : ms);
+	} else {
+		s->due_ms = 0;
+	}
+}
+
+static void start_waiting(struct lr_transport *t)
+{
+	uint64_t now = now_ms();
+
+	while (t->nactive < t->max_active) {
+		struct slot *best = NULL;
+		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+			struct slot *s = &t->slots[i];
+			if (s->used && !s->active && s->due_ms <= now && (!best || s->seq < best->seq))
+				best = s;
+		}
+		if (!best)
+			return;
+		int r = start(t, best);
+		if (r < 0)
+			finish(t, best, r);
+	}
+}
+
+int lr_transport_timeout(const struct lr_transport *t)
+{
+	uint64_t now = now_ms();
+	int64_t due = t->timer_due_ms;
+
+	if (t->nactive < t->max_active)
+		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+			const struct slot *s = &t->slots[i];
+			if (s->used && !s->active && (due < 0 || (int64_t)s->due_ms < due))
+				due = (int64_t)s->due_ms;
+		}
+	if (due < 0)
+		return -1;
+	return due <= (int64_t)now ? 0 : (int)(due - (int64_t)now);
+}
+
+static void check_done(struct lr_transport *t)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(t->multi, &left))) {
+		struct slot *s = NULL;
+		long status = 0;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		int err = lr_transport_errno(m->data.result, status, t->mirrors[s->mirror]);
+		if (s->overflow)
+			err = -EFBIG;
+		finish(t, s, err);
+	}
+}
+
+void lr_transport_run(struct lr_transport *t)
+{
+	struct epoll_event ev[16];
+	int running, n;
+
+	/* Bounded: each pass handles what is ready now; new transfers that
+	 * curl wants to drive at once get a second pass, not a loop. */
+	for (int pass = 0; pass < 4; pass++) {
+		start_waiting(t);
+		n = epoll_wait(t->epfd, ev, (int)LR_ARRAY_SIZE(ev), 0);
+		for (int i = 0; i < n; i++) {
+			int flags = 0;
+			if (ev[i].events & EPOLLIN)
+				flags |= CURL_CSELECT_IN;
+			if (ev[i].events & EPOLLOUT)
+				flags |= CURL_CSELECT_OUT;
+			if (ev[i].events & (EPOLLERR | EPOLLHUP))
+				flags |= CURL_CSELECT_ERR;
+			curl_multi_socket_action(t->multi, ev[i].data.fd, flags, &running);
+		}
+		int timer = t->timer_due_ms >= 0 && t->timer_due_ms <= (int64_t)now_ms();
+		if (timer) {
+			t->timer_due_ms = -1;
+			curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		check_done(t);
+		if (n <= 0 && !timer && lr_transport_timeout(t) != 0)
+			break;
+	}
+}
+
+void lr_transport_stats(const struct lr_transport *t, struct lr_transport_stats *s)
+{
+	*s = t->st;
+	s->active = t->nactive;
+	s->waiting = t->nused - t->nactive;
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazyroot-image: build, publish, sign and check lazyroot images.
+ *
+ *   lazyroot-image keygen KEY.pem PUB.pem
+ *   lazyroot-image build   --key KEY.pem [opts] ROOTDIR OUTDIR
+ *   lazyroot-image publish --key KEY.pem [opts] IMAGE.erofs OUTDIR
+ *   lazyroot-image sign    --key KEY.pem [--version N] OUTDIR
+ *   lazyroot-image verify  --key PUB.pem OUTDIR
+ *   lazyroot-image inspect OUTDIR
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "publish.h"
+
+extern char **environ;
+
+/* A fixed UUID: nothing in the image depends on when or where it was built. */
+#define FIXED_UUID "6c617a79-726f-6f74-0000-000000000001"
+#define DEFAULT_CHUNK (64u * 1024u)
+
+static int usage(int rc)
+{
+	fprintf(rc ? stderr : stdout,
+		"usage: lazyroot-image keygen KEY.pem PUB.pem\n"
+		"       lazyroot-image build   --key KEY.pem [opts] ROOTDIR OUTDIR\n"
+		"       lazyroot-image publish --key KEY.pem [opts] IMAGE.erofs OUTDIR\n"
+		"       lazyroot-image sign    --key KEY.pem [--version N] OUTDIR\n"
+		"       lazyroot-image verify  --key PUB.pem OUTDIR\n"
+		"       lazyroot-image inspect OUTDIR\n"
+		"\n"
+		"build runs mkfs.erofs reproducibly (fixed UUID, timestamps 0, root-owned),\n"
+		"then publishes: chunks under OUTDIR/chunks/, named by their SHA-256, a hash\n"
+		"tree of chunk digests, and OUTDIR/lazyroot.manifest signed with KEY\n"
+		"(ECDSA P-256). Any static HTTP or TFTP server can serve OUTDIR as it is.\n"
+		"\n"
+		"  --version N        image version for anti-rollback (default 1)\n"
+		"  --chunk-size N     bytes per chunk, power of two 4096..1048576 (default 65536)\n"
+		"  --compress X       build: lz4hc (default), lz4 or none\n"
+		"  --keep-image FILE  build: also keep the EROFS image as FILE\n"
+		"  -q, --quiet\n");
+	return rc;
+}
+
+static int run_mkfs(const char *compress, const char *root, const char *out)
+{
+	char zopt[32] = "";
+	const char *argv[12];
+	int i = 0, st;
+	pid_t pid;
+
+	argv[i++] = "mkfs.erofs";
+	argv[i++] = "--quiet";
+	if (strcmp(compress, "none") != 0) {
+		if (strcmp(compress, "lz4") != 0 && strcmp(compress, "lz4hc") != 0) {
+			fprintf(stderr, "lazyroot-image: unknown compression '%s' (lz4hc, lz4, none)\n",
+				compress);
+			return -EINVAL;
+		}
+		snprintf(zopt, sizeof(zopt), "-z%s", compress);
+		argv[i++] = zopt;
+	}
+	argv[i++] = "-T0";
+	argv[i++] = "-U" FIXED_UUID;
+	argv[i++] = "--all-root";
+	argv[i++] = out;
+	argv[i++] = root;
+	argv[i] = NULL;
+	if (posix_spawnp(&pid, "mkfs.erofs", NULL, NULL, (char *const *)argv, environ) != 0) {
+		fprintf(stderr, "lazyroot-image: cannot run mkfs.erofs (apt-get install erofs-utils)\n");
+		return -ENOENT;
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "lazyroot-image: mkfs.erofs failed\n");
+		return -EIO;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "version", required_argument, NULL, 'V' },
+		{ "chunk-size", required_argument, NULL, 's' },
+		{ "compress", required_argument, NULL, 'z' },
+		{ "keep-image", required_argument, NULL, 'K' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1 };
+	const char *compress = "lz4hc", *keep = NULL;
+	uint64_t version = 0;
+	char *end;
+	int c, r;
+
+	if (argc < 2)
+		return usage(2);
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
+		return usage(0);
+	argv++;
+	argc--;
+	while ((c = getopt_long(argc, argv, "k:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': po.key_path = optarg; break;
+		case 'V':
+			version = strtoull(optarg, &end, 10);
+			if (*end || version == 0) {
+				fprintf(stderr, "lazyroot-image: --version wants a number >= 1\n");
+				return 2;
+			}
+			po.image_version = version;
+			break;
+		case 's':
+			po.chunk_size = (uint32_t)strtoul(optarg, &end, 10);
+			if (*end) {
+				fprintf(stderr, "lazyroot-image: --chunk-size wants a number\n");
+				return 2;
+			}
+			break;
+		case 'z': compress = optarg; break;
+		case 'K': keep = optarg; break;
+		case 'q': po.quiet = 1; break;
+		case 'h': return usage(0);
+		default: return usage(2);
+		}
+	}
+	int nargs = argc - optind;
+	char **args = argv + optind;
+	if (lr_crypto_init() < 0) {
+		fprintf(stderr, "lazyroot-image: crypto library init failed\n");
+		return 1;
+	}
+
+	if (strcmp(cmd, "keygen") == 0) {
+		if (nargs != 2)
+			return usage(2);
+		r = lr_keygen(args[0], args[1]);
+		if (r == 0 && !po.quiet)
+			printf("private key %s, public key %s\n", args[0], args[1]);
+		return r < 0;
+	}
+	if (strcmp(cmd, "build") == 0 || strcmp(cmd, "publish") == 0) {
+		struct lr_publish_stats st;
+		char tmp[4096];
+		const char *image;
+
+		if (nargs != 2 || !po.key_path)
+			return usage(2);
+		if (strcmp(cmd, "build") == 0) {
+			if (keep)
+				snprintf(tmp, sizeof(tmp), "%s", keep);
+			else
+				snprintf(tmp, sizeof(tmp), "%s.erofs.tmp.%d", args[1], (int)getpid());
+			r = run_mkfs(compress, args[0], tmp);
+			if (r < 0)
+				return 1;
+			image = tmp;
+		} else {
+			image = args[0];
+		}
+		r = lr_publish(image, args[1], &po, &st);
+		if (strcmp(cmd, "build") == 0 && !keep)
+			unlink(tmp);
+		if (r < 0)
+			return 1;
+		if (!po.quiet)
+			printf("published %s: %" PRIu64 " chunks (%" PRIu64 " new, %" PRIu64
+			       " zero), %" PRIu64 " tree nodes, %" PRIu64 " bytes written\n",
+			       args[1], st.chunks, st.chunks_written, st.zero_chunks, st.nodes,
+			       st.bytes_written);
+		return 0;
+	}
+	if (strcmp(cmd, "sign") == 0) {
+		if (nargs != 1 || !po.key_path)
+			return usage(2);
+		return lr_resign(args[0], po.key_path, version) < 0;
+	}
+	if (strcmp(cmd, "verify") == 0) {
+		if (nargs != 1 || !po.key_path)
+			return usage(2);
+		return lr_verify_dir(args[0], po.key_path, po.quiet) < 0;
+	}
+	if (strcmp(cmd, "inspect") == 0) {
+		char path[4096], *text;
+		size_t len;
+		if (nargs != 1)
+			return usage(2);
+		snprintf(path, sizeof(path), "%s/%s", args[0], LR_MANIFEST_NAME);
+		r = lr_slurp(path, LR_MANIFEST_MAX, &text, &len);
+		if (r < 0) {
+			fprintf(stderr, "lazyroot-image: cannot read %s: %s\n", path, strerror(-r));
+			return 1;
+		}
+		struct lr_manifest m;
+		const char *why = "";
+		r = lr_manifest_parse(text, len, &m, &why);
+		fputs(text, stdout);
+		free(text);
+		if (r < 0) {
+			fprintf(stderr, "lazyroot-image: %s: %s\n", path, why);
+			return 1;
+		}
+		uint64_t n = lr_tree_chunks(m.image_size, m.chunk_size);
+		printf("# %" PRIu64 " chunks; metadata before the first mount: manifest %zu + "
+		       "%" PRIu32 " tree nodes of at most %u bytes\n",
+		       n, len, m.depth, LR_NODE_SIZE);
+		return 0;
+	}
+	fprintf(stderr, "lazyroot-image: unknown command '%s'\n", cmd);
+	return usage(2);
+}

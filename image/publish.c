@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+#include "publish.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbedtls/base64.h>
+
+#include "sign.h"
+
+#define ERR(...) fprintf(stderr, "lazyroot-image: " __VA_ARGS__)
+
+int lr_slurp(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size < 0 || (size_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t done = 0;
+	while (buf && done < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + done, (size_t)st.st_size - done, (off_t)done);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (!buf || done != (size_t)st.st_size) {
+		free(buf);
+		return -EIO;
+	}
+	buf[done] = '\0';
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	size_t l = strlen(path);
+
+	if (l >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, l + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Write bytes to OUTDIR/rel atomically (temp file + rename). */
+static int write_file_at(const char *outdir, const char *rel, const void *data, size_t len)
+{
+	char path[4096], tmp[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)data + done, len - done);
+		if (n <= 0) {
+			int r = n < 0 ? -errno : -EIO;
+			close(fd);
+			unlink(tmp);
+			return r;
+		}
+		done += (size_t)n;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+/* Store an object by digest unless it is already there (content-addressed:
+ * same name, same bytes). Returns 1 when written, 0 when present. */
+static int put_object(const char *outdir, const void *data, size_t len, struct lr_digest *d)
+{
+	char rel[LR_OBJPATH_MAX], path[4096];
+	struct stat st;
+
+	lr_sha256(data, len, d);
+	lr_object_path(d, rel);
+	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
+	if (stat(path, &st) == 0 && (size_t)st.st_size == len)
+		return 0;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/%.9s", outdir, rel); /* "chunks/xx" */
+	int r = mkdir_p(dir);
+	if (r < 0)
+		return r;
+	r = write_file_at(outdir, rel, data, len);
+	return r < 0 ? r : 1;
+}
+
+/* Does [off, off+len) of fd hold any data (not a hole)? */
+static int has_data(int fd, uint64_t off, uint64_t len)
+{
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO ? 0 : 1; /* past the last data / no SEEK_DATA: assume data */
+	return (uint64_t)d < off + len;
+}
+
+static int write_manifest(const char *outdir, struct lr_manifest *m, const char *key_path)
+{
+	char body[LR_MANIFEST_MAX], text[LR_MANIFEST_MAX + 256];
+	unsigned char b64[256];
+	size_t blen, olen;
+	int r;
+
+	r = lr_sign_body(key_path, NULL, 0, NULL, NULL, m->key_id, 1);
+	if (r < 0)
+		return r;
+	lr_fsid_derive(m->image_size, m->chunk_size, m->depth, &m->root, m->fsid);
+	r = lr_manifest_body(m, body, sizeof(body), &blen);
+	if (r < 0)
+		return r;
+	r = lr_sign_body(key_path, body, blen, m->sig, &m->sig_len, m->key_id, 0);
+	if (r < 0) {
+		ERR("signing failed: %s\n", strerror(-r));
+		return r;
+	}
+	if (mbedtls_base64_encode(b64, sizeof(b64), &olen, m->sig, m->sig_len) != 0)
+		return -EIO;
+	int n = snprintf(text, sizeof(text), "%ssignature %s\n", body, b64);
+	if (n < 0 || (size_t)n > LR_MANIFEST_MAX)
+		return -E2BIG;
+	return write_file_at(outdir, LR_MANIFEST_NAME, text, (size_t)n);
+}
+
+int lr_publish(const char *image, const char *outdir, const struct lr_publish_opts *o,
+	       struct lr_publish_stats *st)
+{
+	struct lr_manifest m = { 0 };
+	struct stat sb;
+	uint8_t *buf = NULL, *digests = NULL;
+	int fd, r = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (o->chunk_size < LR_CHUNK_MIN || o->chunk_size > LR_CHUNK_MAX ||
+	    (o->chunk_size & (o->chunk_size - 1))) {
+		ERR("chunk size %" PRIu32 " is not a power of two from 4096 to 1048576\n",
+		    o->chunk_size);
+		return -EINVAL;
+	}
+	fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		ERR("cannot open image %s: %s\n", image, strerror(errno));
+		return -errno;
+	}
+	if (sb.st_size <= 0 || sb.st_size % 4096) {
+		ERR("%s: %lld bytes is not whole 4 KiB blocks (not an EROFS image?)\n", image,
+		    (long long)sb.st_size);
+		close(fd);
+		return -EINVAL;
+	}
+	m.image_size = (uint64_t)sb.st_size;
+	m.chunk_size = o->chunk_size;
+	m.image_version = o->image_version;
+	uint64_t n = lr_tree_chunks(m.image_size, m.chunk_size);
+	m.depth = lr_tree_depth(n);
+	r = mkdir_p(outdir);
+	if (r < 0) {
+		ERR("cannot create %s: %s\n", outdir, strerror(-r));
+		close(fd);
+		return r;
+	}
+	buf = malloc(LR_CHUNK_MAX);
+	digests = malloc((size_t)n * LR_DIGEST_LEN);
+	if (!buf || !digests) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	/* Level 0: the chunks. Holes (sparse images) are zero chunks: hashed
+	 * and stored once. */
+	struct lr_digest zero_digest;
+	int have_zero = 0;
+	for (uint64_t c = 0; c < n; c++) {
+		uint64_t off = c * m.chunk_size;
+		uint32_t len = m.image_size - off < m.chunk_size ? (uint32_t)(m.image_size - off)
+								 : m.chunk_size;
+		struct lr_digest d;
+		if (!has_data(fd, off, len)) {
+			if (!have_zero) {
+				memset(buf, 0, len);
+				r = put_object(outdir, buf, len, &zero_digest);
+				if (r < 0)
+					goto out;
+				st->chunks_written += (unsigned)r;
+				st->bytes_written += r ? len : 0;
+				have_zero = len == m.chunk_size;
+			}
+			d = zero_digest;
+			if (len != m.chunk_size) { /* a short last chunk has its own digest */
+				memset(buf, 0, len);
+				lr_sha256(buf, len, &d);
+				r = put_object(outdir, buf, len, &d);
+				if (r < 0)
+					goto out;
+			}
+			st->zero_chunks++;
+		} else {
+			size_t done = 0;
+			while (done < len) {
+				ssize_t k = pread(fd, buf + done, len - done, (off_t)(off + done));
+				if (k <= 0) {
+					r = k < 0 ? -errno : -EIO;
+					ERR("reading %s at %" PRIu64 ": %s\n", image, off, strerror(-r));
+					goto out;
+				}
+				done += (size_t)k;
+			}
+			r = put_object(outdir, buf, len, &d);
+			if (r < 0)
+				goto out;
+			st->chunks_written += (unsigned)r;
+			st->bytes_written += r ? len : 0;
+		}
+		memcpy(digests + c * LR_DIGEST_LEN, d.b, LR_DIGEST_LEN);
+		st->chunks++;
+		if (!o->quiet && (c % 4096 == 4095 || c + 1 == n))
+			fprintf(stderr, "\rlazyroot-image: chunks %" PRIu64 "/%" PRIu64, c + 1, n);
+	}
+	if (!o->quiet)
+		fprintf(stderr, "\n");
+
+	/* Levels 1..depth: nodes of up to 128 digests of the level below. */
+	uint64_t items = n;
+	for (uint32_t level = 1; level <= m.depth; level++) {
+		uint64_t nodes = (items + LR_NODE_FANOUT - 1) / LR_NODE_FANOUT;
+		for (uint64_t i = 0; i < nodes; i++) {
+			uint64_t first = i * LR_NODE_FANOUT;
+			uint64_t cnt = items - first < LR_NODE_FANOUT ? items - first : LR_NODE_FANOUT;
+			struct lr_digest d;
+			r = put_object(outdir, digests + first * LR_DIGEST_LEN,
+				       (size_t)cnt * LR_DIGEST_LEN, &d);
+			if (r < 0)
+				goto out;
+			/* In place: node i's digest replaces item i (i <= first). */
+			memcpy(digests + i * LR_DIGEST_LEN, d.b, LR_DIGEST_LEN);
+			st->nodes++;
+		}
+		items = nodes;
+	}
+	memcpy(m.root.b, digests, LR_DIGEST_LEN);
+	r = write_manifest(outdir, &m, o->key_path);
+	if (r < 0)
+		ERR("cannot write the manifest: %s\n", strerror(-r));
+out:
+	if (r < 0 && r != -EINVAL)
+		ERR("publishing %s failed: %s\n", image, strerror(-r));
+	free(buf);
+	free(digests);
+	close(fd);
+	return r < 0 ? r : 0;
+}
+
+static int read_manifest(const char *outdir, char **text, size_t *len, struct lr_manifest *m)
+{
+	char path[4096];
+	const char *why = "";
+
+	snprintf(path, sizeof(path), "%s/%s", outdir, LR_MANIFEST_NAME);
+	int r = lr_slurp(path, LR_MANIFEST_MAX, text, len);
+	if (r < 0) {
+		ERR("cannot read %s: %s\n", path, strerror(-r));
+		return r;
+	}
+	r = lr_manifest_parse(*text, *len, m, &why);
+	if (r < 0) {
+		ERR("%s: %s\n", path, why);
+		free(*text);
+	}
+	return r;
+}
+
+int lr_resign(const char *outdir, const char *key_path, uint64_t new_version)
+{
+	struct lr_manifest m;
+	char *text;
+	size_t len;
+	int r = read_manifest(outdir, &text, &len, &m);
+
+	if (r < 0)
+		return r;
+	free(text);
+	if (new_version)
+		m.image_version = new_version;
+	return write_manifest(outdir, &m, key_path);
+}
+
+/* Read object `d` of exactly len bytes from outdir and check its digest. */
+static int check_object(const char *outdir, const struct lr_digest *d, size_t len, uint8_t *buf)
+{
+	char rel[LR_OBJPATH_MAX], path[4096];
+	struct lr_digest got;
+
+	lr_object_path(d, rel);
+	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t k = read(fd, buf, len + 1);
+	close(fd);
+	if (k != (ssize_t)len)
+		return -EBADMSG;
+	lr_sha256(buf, len, &got);
+	return lr_digest_eq(&got, d) ? 0 : -EBADMSG;
+}
+
+int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
+{
+	struct lr_keyring kr = { 0 };
+	struct lr_manifest m;
+	char *text, *pem;
+	size_t len, plen;
+	int r;
+
+	r = lr_slurp(pubkey_path, 64 * 1024, &pem, &plen);
+	if (r < 0) {
+		ERR("cannot read %s: %s\n", pubkey_path, strerror(-r));
+		return r;
+	}
+	r = lr_keyring_add_pem(&kr, pem, plen);
+	free(pem);
+	if (r < 0) {
+		ERR("%s is not a PEM P-256 public key\n", pubkey_path);
+		return r;
+	}
+	r = read_manifest(outdir, &text, &len, &m);
+	if (r < 0) {
+		lr_keyring_free(&kr);
+		return r;
+	}
+	r = lr_manifest_verify(&kr, text, &m);
+	free(text);
+	lr_keyring_free(&kr);
+	if (r == -ENOKEY) {
+		ERR("manifest signed by key %s, not by %s\n", m.key_id, pubkey_path);
+		return r;
+	}
+	if (r < 0) {
+		ERR("manifest signature is not valid\n");
+		return r;
+	}
+	/* Walk the tree top-down, level by level, checking every object. */
+	uint64_t n = lr_tree_chunks(m.image_size, m.chunk_size);
+	uint8_t *buf = malloc(LR_CHUNK_MAX + 1);
+	uint8_t *cur = malloc(LR_DIGEST_LEN), *next = NULL;
+	uint64_t items = 1;
+	if (!buf || !cur) {
+		free(buf);
+		free(cur);
+		return -ENOMEM;
+	}
+	memcpy(cur, m.root.b, LR_DIGEST_LEN);
+	for (uint32_t level = m.depth; level >= 1 && r == 0; level--) {
+		uint64_t below = level == 1 ? n : lr_tree_nodes(n, level - 1);
+		next = malloc((size_t)below * LR_DIGEST_LEN);
+		if (!next) {
+			r = -ENOMEM;
+			break;
+		}
+		for (uint64_t i = 0; i < items && r == 0; i++) {
+			uint32_t e = lr_tree_node_entries(n, level, i);
+			struct lr_digest d;
+			memcpy(d.b, cur + i * LR_DIGEST_LEN, LR_DIGEST_LEN);
+			r = check_object(outdir, &d, (size_t)e * LR_DIGEST_LEN, buf);
+			if (r < 0)
+				ERR("tree node %" PRIu32 "/%" PRIu64 " missing or corrupt\n", level, i);
+			else
+				memcpy(next + i * LR_NODE_FANOUT * LR_DIGEST_LEN, buf,
+				       (size_t)e * LR_DIGEST_LEN);
+		}
+		free(cur);
+		cur = next;
+		items = below;
+	}
+	uint64_t bad = 0;
+	for (uint64_t c = 0; c < n && r == 0; c++) {
+		uint64_t off = c * m.chunk_size;
+		uint32_t clen = m.image_size - off < m.chunk_size ? (uint32_t)(m.image_size - off)
+								  : m.chunk_size;
+		struct lr_digest d;
+		memcpy(d.b, cur + c * LR_DIGEST_LEN, LR_DIGEST_LEN);
+		if (check_object(outdir, &d, clen, buf) < 0) {
+			if (bad++ < 10)
+				ERR("chunk %" PRIu64 " (image offset %" PRIu64 ") missing or corrupt\n", c,
+				    off);
+		}
+	}
+	free(cur);
+	free(buf);
+	if (r == 0 && bad) {
+		ERR("%" PRIu64 " of %" PRIu64 " chunks missing or corrupt\n", bad, n);
+		r = -EBADMSG;
+	}
+	if (r == 0 && !quiet)
+		printf("valid: version %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64
+		       " chunks, depth %" PRIu32 ", key %s, fsid %s\n",
+		       m.image_version, m.image_size, n, m.depth, m.key_id, m.fsid);
+	return r;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host side of the image format (fetcher/verify/verify.h): chunk an EROFS
+ * image into a content-addressed store, build the hash tree, write and
+ * sign the manifest, and check a published directory. Used by
+ * lazyroot-image and by tests.
+ */
+#ifndef LR_PUBLISH_H
+#define LR_PUBLISH_H
+
+#include <stdint.h>
+
+#include "verify.h"
+
+struct lr_publish_opts {
+	uint32_t chunk_size;    /* power of two, 4 KiB .. 1 MiB */
+	uint64_t image_version; /* anti-rollback counter */
+	const char *key_path;   /* private key, PEM */
+	int quiet;
+};
+
+struct lr_publish_stats {
+	uint64_t chunks, chunks_written, zero_chunks, nodes, bytes_written;
+};
+
+/* Publish IMAGE into OUTDIR (created if needed). The manifest is written
+ * last, so a reader never sees a manifest naming objects not yet there. */
+int lr_publish(const char *image, const char *outdir, const struct lr_publish_opts *o,
+	       struct lr_publish_stats *st);
+
+/* Re-sign OUTDIR's manifest with key_path, optionally with a new version
+ * (0: keep). */
+int lr_resign(const char *outdir, const char *key_path, uint64_t new_version);
+
+/* Check OUTDIR against the public key: signature, every node, every chunk.
+ * 0 only when all is valid; prints what is wrong on stderr. */
+int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet);
+
+/* Make a P-256 key pair: KEY (private, mode 0600) and PUB. */
+int lr_keygen(const char *key_path, const char *pub_path);
+
+/* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
+int lr_slurp(const char *path, size_t max, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LR_SIGN_H
+#define LR_SIGN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "verify.h"
+
+/* Sign body with the private key at key_path (ECDSA P-256, SHA-256, DER
+ * signature); also gives the key's id. id_only: just the id. */
+int lr_sign_body(const char *key_path, const char *body, size_t len, uint8_t *sig,
+		 size_t *sig_len, char key_id[LR_KEYID_HEX + 1], int id_only);
+
+#endif

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/* The one translation of curl and HTTP/TFTP errors into errno, and the
+ * transport against real file:// objects: failover across mirrors,
+ * rejected answers, size limits, bounded attempts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "lr-log.h"
+#include "tap.h"
+#include "transport.h"
+
+struct result {
+	int done, err;
+	size_t len;
+	char data[64];
+};
+
+static void on_done(void *ctx, int err, const void *data, size_t len)
+{
+	struct result *r = ctx;
+
+	r->done = 1;
+	r->err = err;
+	r->len = len;
+	if (data && len < sizeof(r->data))
+		memcpy(r->data, data, len);
+}
+
+static int reject_bad(const void *data, size_t len, void *ctx)
+{
+	(void)ctx;
+	return len >= 3 && memcmp(data, "bad", 3) == 0 ? -1 : 0;
+}
+
+static void pump(struct lr_transport *t, struct result *r)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(t) };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	for (int i = 0; i < 2000 && !r->done; i++) {
+		int to = lr_transport_timeout(t);
+		epoll_wait(ep, &ev, 1, to < 0 || to > 10 ? 10 : to);
+		lr_transport_run(t);
+	}
+	close(ep);
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		abort();
+}
+
+int main(void)
+{
+	lr_log_setup("test-transport", -1, 0, LR_LOG_ERR);
+
+	is(lr_transport_errno(CURLE_OK, 200, "http://x"), 0, "http 200 is success");
+	is(lr_transport_errno(CURLE_OK, 206, "http://x"), -EPROTO, "206 without a Range is an error");
+	is(lr_transport_errno(CURLE_OK, 404, "https://x"), -ENOENT, "404 -> ENOENT");
+	is(lr_transport_errno(CURLE_OK, 410, "http://x"), -ENOENT, "410 -> ENOENT");
+	is(lr_transport_errno(CURLE_OK, 403, "http://x"), -EACCES, "403 -> EACCES");
+	is(lr_transport_errno(CURLE_OK, 503, "http://x"), -EAGAIN, "503 -> EAGAIN");
+	is(lr_transport_errno(CURLE_OK, 429, "http://x"), -EAGAIN, "429 -> EAGAIN");
+	is(lr_transport_errno(CURLE_OK, 416, "http://x"), -ERANGE, "416 -> ERANGE");
+	is(lr_transport_errno(CURLE_OK, 301, "http://x"), -EPROTO, "unfollowed redirect -> EPROTO");
+	is(lr_transport_errno(CURLE_OK, 0, "tftp://x"), 0, "tftp success has no status");
+	is(lr_transport_errno(CURLE_OPERATION_TIMEDOUT, 0, "http://x"), -ETIMEDOUT, "timeout");
+	is(lr_transport_errno(CURLE_COULDNT_CONNECT, 0, "http://x"), -ECONNREFUSED, "refused");
+	is(lr_transport_errno(CURLE_COULDNT_RESOLVE_HOST, 0, "http://x"), -EHOSTUNREACH, "DNS");
+	is(lr_transport_errno(CURLE_PEER_FAILED_VERIFICATION, 0, "https://x"), -EKEYREJECTED,
+	   "certificate not trusted");
+	is(lr_transport_errno(CURLE_TFTP_NOTFOUND, 0, "tftp://x"), -ENOENT, "tftp not found");
+	is(lr_transport_errno(CURLE_FILE_COULDNT_READ_FILE, 0, "file://x"), -ENOENT, "file missing");
+	is(lr_transport_errno(CURLE_WRITE_ERROR, 200, "http://x"), -EFBIG, "over the size limit");
+	is(lr_transport_errno(CURLE_RECV_ERROR, 0, "http://x"), -ECONNRESET, "connection reset");
+	is(lr_transport_errno(CURLE_SSL_CONNECT_ERROR, 0, "https://x"), -ECONNABORTED, "TLS failure");
+	is(lr_transport_errno(CURLE_UNSUPPORTED_PROTOCOL, 0, "gopher://x"), -EPROTONOSUPPORT,
+	   "protocol");
+	ok(!lr_transport_retryable(-EINVAL) && lr_transport_retryable(-ETIMEDOUT) &&
+		   lr_transport_retryable(-ENOENT) && lr_transport_retryable(-EBADMSG),
+	   "which errors are retried");
+
+	char a[] = "/tmp/lazyroot-ta-XXXXXX", b[] = "/tmp/lazyroot-tb-XXXXXX";
+	char ua[64], ub[64];
+	if (!mkdtemp(a) || !mkdtemp(b))
+		abort();
+	snprintf(ua, sizeof(ua), "file://%s", a);
+	snprintf(ub, sizeof(ub), "file://%s", b);
+	put(a, "obj", "bad answer");
+	put(b, "obj", "good answer");
+	put(a, "big", "0123456789abcdef");
+	put(b, "only-b", "from b");
+
+	const char *mirrors[] = { ua, ub };
+	struct lr_transport_opts o = { .mirrors = mirrors, .nmirrors = 2, .attempts = 4,
+				       .backoff_ms = 10 };
+	struct lr_transport *t;
+	struct result r;
+	is(lr_transport_new(&t, &o), 0, "transport with two file:// mirrors");
+
+	memset(&r, 0, sizeof(r));
+	is(lr_transport_fetch(t, "obj", 100, reject_bad, on_done, &r), 0, "fetch queued");
+	pump(t, &r);
+	ok(r.done && r.err == 0 && r.len == 11 && memcmp(r.data, "good answer", 11) == 0,
+	   "rejected answer on mirror A, accepted from mirror B");
+
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "only-b", 100, NULL, on_done, &r);
+	pump(t, &r);
+	ok(r.done && r.err == 0 && r.len == 6, "object missing on one mirror found on the other");
+
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "nowhere", 100, NULL, on_done, &r);
+	pump(t, &r);
+	ok(r.done && r.err == -ENOENT, "object on no mirror: ENOENT after the attempts");
+
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "big", 8, NULL, on_done, &r);
+	pump(t, &r);
+	ok(r.done && r.err == -EFBIG, "object over its size limit: EFBIG");
+
+	is(lr_transport_fetch(t, "../etc/passwd", 8, NULL, on_done, &r), -EINVAL,
+	   "names climbing out are refused");
+	is(lr_transport_fetch(t, "/abs", 8, NULL, on_done, &r), -EINVAL, "absolute names refused");
+
+	struct lr_transport_stats st;
+	lr_transport_stats(t, &st);
+	ok(st.rejected == 1 && st.failed == 2 && st.active == 0 && st.waiting == 0,
+	   "stats: one rejected answer, two failed fetches, nothing pending");
+	is(lr_transport_pending(t), 0, "no fetch left behind");
+
+	/* Slot bound: the table fills, then says EBUSY. */
+	static struct result many[300];
+	int queued = 0, busy = 0;
+	for (int i = 0; i < 300; i++) {
+		int e = lr_transport_fetch(t, "obj", 100, NULL, on_done, &many[i]);
+		queued += e == 0;
+		busy += e == -EBUSY;
+	}
+	ok(queued == 256 && busy == 44, "256 fetch slots, then EBUSY");
+	lr_transport_free(t);
+
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", a, b);
+	if (system(cmd) != 0)
+		return 1;
+	return tap_done();
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/* Hash-tree geometry, the manifest parser, signatures, and the published
+ * directory as lazyroot-image writes it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "publish.h"
+#include "tap.h"
+#include "verify.h"
+
+static char dir[] = "/tmp/lazyroot-tv-XXXXXX";
+
+static void path(char *out, const char *name)
+{
+	snprintf(out, 512, "%s/%s", dir, name);
+}
+
+static int parse_text(const char *t, struct lr_manifest *m)
+{
+	const char *why;
+	return lr_manifest_parse(t, strlen(t), m, &why);
+}
+
+/* The manifest text with `from` replaced by `to` (first occurrence). */
+static char *edited(const char *text, const char *from, const char *to)
+{
+	static char buf[8192];
+	const char *p = strstr(text, from);
+
+	if (!p)
+		abort();
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
+	return buf;
+}
+
+int main(void)
+{
+	char img[512], out[512], key[512], pub[512], key2[512], pub2[512], mpath[600];
+	struct lr_manifest m;
+	struct lr_keyring kr = { 0 }, kr2 = { 0 };
+	char *text, *pem;
+	size_t len, plen;
+
+	if (lr_crypto_init() < 0 || !mkdtemp(dir))
+		abort();
+
+	/* geometry */
+	is(lr_tree_chunks(4096, 4096), 1, "one chunk");
+	is(lr_tree_chunks(65537 * 4096ull, 65536), 4097, "chunks round up");
+	is(lr_tree_depth(1), 1, "depth of 1 chunk");
+	is(lr_tree_depth(128), 1, "depth of 128 chunks");
+	is(lr_tree_depth(129), 2, "depth of 129 chunks");
+	is(lr_tree_depth(128 * 128), 2, "depth of 128^2 chunks");
+	is(lr_tree_depth(128 * 128 + 1), 3, "depth of 128^2+1 chunks");
+	is(lr_tree_depth((64ull << 30) / 65536), 3, "64 GiB in 64 KiB chunks: depth 3");
+	is(lr_tree_nodes(300, 1), 3, "300 chunks: 3 level-1 nodes");
+	is(lr_tree_nodes(300, 2), 1, "... and 1 level-2 node");
+	is(lr_tree_node_entries(300, 1, 2), 44, "last level-1 node holds 44 digests");
+	is(lr_tree_node_entries(300, 2, 0), 3, "top node holds 3 digests");
+	is(lr_tree_node_of(300, 1), 2, "chunk 300 under level-1 node 2");
+	is(lr_tree_slot_of(300, 1), 44, "in slot 44");
+	is(lr_tree_slot_of(300, 2), 2, "node 2 in slot 2 of the top");
+
+	/* a published directory */
+	path(img, "image");
+	path(out, "pub");
+	path(key, "key.pem");
+	path(pub, "pub.pem");
+	path(key2, "key2.pem");
+	path(pub2, "pub2.pem");
+	is(lr_keygen(key, pub), 0, "keygen");
+	is(lr_keygen(key2, pub2), 0, "second keygen");
+	int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	uint8_t *data = malloc(300 * 4096);
+	uint32_t x = 2463534242u; /* xorshift: every chunk distinct */
+	for (size_t i = 0; i < 300 * 4096; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		data[i] = (uint8_t)x;
+	}
+	memset(data + 100 * 4096, 0, 4096); /* two equal (zero) chunks dedupe */
+	memset(data + 101 * 4096, 0, 4096);
+	if (write(fd, data, 300 * 4096) != 300 * 4096)
+		abort();
+	close(fd);
+	struct lr_publish_opts po = { .chunk_size = 4096, .image_version = 5, .key_path = key,
+				      .quiet = 1 };
+	struct lr_publish_stats st;
+	is(lr_publish(img, out, &po, &st), 0, "publish 300 chunks");
+	is(st.chunks, 300, "300 chunks");
+	is(st.chunks_written, 299, "the equal chunks stored once");
+	is(st.nodes, 4, "3 leaf nodes + 1 top node");
+	is(lr_verify_dir(out, pub, 1), 0, "verify_dir with the right key");
+	ok(lr_verify_dir(out, pub2, 1) < 0, "verify_dir with another key fails");
+
+	snprintf(mpath, sizeof(mpath), "%s/%s", out, LR_MANIFEST_NAME);
+	is(lr_slurp(mpath, 8192, &text, &len), 0, "manifest readable");
+	is(lr_manifest_parse(text, len, &m, NULL), 0, "manifest parses");
+	is(m.image_version, 5, "version");
+	is(m.image_size, 300 * 4096, "size");
+	is(m.depth, 2, "depth");
+	ok(strncmp(m.fsid, "lr-", 3) == 0 && strlen(m.fsid) == LR_FSID_LEN, "fsid form");
+
+	is(lr_slurp(pub, 8192, &pem, &plen), 0, "public key readable");
+	is(lr_keyring_add_pem(&kr, pem, plen), 0, "public key loads");
+	free(pem);
+	is(lr_manifest_verify(&kr, text, &m), 0, "signature verifies");
+	is(lr_slurp(pub2, 8192, &pem, &plen), 0, "second public key readable");
+	is(lr_keyring_add_pem(&kr2, pem, plen), 0, "second key loads");
+	free(pem);
+	is(lr_manifest_verify(&kr2, text, &m), -ENOKEY, "not signed by an untrusted key");
+	is(lr_keyring_add_pem(&kr2, "not a key", 9), -EINVAL, "garbage is not a key");
+
+	/* tampering */
+	char *t = edited(text, "image-version 5", "image-version 6");
+	is(parse_text(t, &m), 0, "edited version still parses");
+	is(lr_manifest_verify(&kr, t, &m), -EKEYREJECTED, "edited version fails the signature");
+	t = edited(text, "image-version 5", "image-version 05");
+	ok(parse_text(t, &m) == -EBADMSG, "leading zero refused");
+	t = edited(text, "chunk-size 4096", "chunk-size 8192");
+	ok(parse_text(t, &m) == -EBADMSG, "other chunk size: depth/fsid no longer match");
+	t = edited(text, "fsid lr-", "fsid lx-");
+	ok(parse_text(t, &m) == -EBADMSG, "fsid not derived from the root");
+	t = edited(text, "chunk-size 4096", "chunk-size 5000");
+	ok(parse_text(t, &m) == -EBADMSG, "chunk size not a power of two");
+	t = edited(text, "lazyroot-manifest 1", "lazyroot-manifest 2");
+	ok(parse_text(t, &m) == -EBADMSG, "unknown format");
+	t = edited(text, "\nsignature ", "\nsignature !!");
+	ok(parse_text(t, &m) == -EBADMSG, "signature not base64");
+	char trunc[4096];
+	snprintf(trunc, sizeof(trunc), "%.*s", (int)(strstr(text, "signature") - text), text);
+	ok(parse_text(trunc, &m) == -EBADMSG, "truncated before the signature");
+	snprintf(trunc, sizeof(trunc), "%sextra\n", text);
+	ok(parse_text(trunc, &m) == -EBADMSG, "bytes after the signature");
+	snprintf(trunc, sizeof(trunc), "%.*s", (int)len - 1, text);
+	ok(parse_text(trunc, &m) == -EBADMSG, "missing final newline");
+	t = edited(text, "image-size", "image-sizes");
+	ok(parse_text(t, &m) == -EBADMSG, "misspelled key");
+
+	/* a corrupt chunk fails verify_dir */
+	struct lr_digest d;
+	char rel[LR_OBJPATH_MAX], cp[600];
+	lr_sha256(data + 7 * 4096, 4096, &d);
+	lr_object_path(&d, rel);
+	snprintf(cp, sizeof(cp), "%s/%s", out, rel);
+	fd = open(cp, O_WRONLY);
+	if (fd < 0 || pwrite(fd, "X", 1, 100) != 1)
+		abort();
+	close(fd);
+	ok(lr_verify_dir(out, pub, 1) < 0, "verify_dir finds a corrupt chunk");
+
+	/* re-signing with a new version and the second key */
+	is(lr_resign(out, key2, 9), 0, "re-sign with key 2 as version 9");
+	free(text);
+	is(lr_slurp(mpath, 8192, &text, &len), 0, "re-signed manifest readable");
+	is(lr_manifest_parse(text, len, &m, NULL), 0, "re-signed manifest parses");
+	is(m.image_version, 9, "new version");
+	is(lr_manifest_verify(&kr2, text, &m), 0, "verifies with key 2");
+	is(lr_manifest_verify(&kr, text, &m), -ENOKEY, "not with key 1");
+
+	lr_keyring_free(&kr);
+	lr_keyring_free(&kr2);
+	free(text);
+	free(data);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return tap_done();
+}
