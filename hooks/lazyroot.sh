@@ -4,18 +4,9 @@
 # ends in lr_fail: one console line naming the cause, then an emergency
 # shell (rd.shell) or a reboot, never a silent hang.
 #
-# Kernel command line keys (docs/cmdline.md has the full table):
-#   root=lazyroot:URL            where the published image lives (file:///DIR)
-#   rd.lazyroot.srcdev=DEV       mount DEV read-only at /run/lazyroot/src first
-#                                (a disk carrying the published directory)
-#   rd.lazyroot.cache=ram|DEV    cache filesystem: ram (default: mke2fs on
-#                                /dev/ram0, size it with brd.rd_size=KiB) or an
-#                                existing ext2/ext4 filesystem on DEV
-#   rd.lazyroot.overlay=tmpfs    writable root: tmpfs overlay over the image
-#   rd.lazyroot.debug            lazyrootd logs every request
-#   init=PATH                    init of the new root (default /sbin/init)
-#   rd.shell                     on failure, a shell instead of a reboot
-#   rd.break                     a shell just before switch_root
+# Kernel command line keys: docs/cmdline.md has the full table.
+# Trusted keys are the initramfs's /etc/lazyroot/keys/*.pem (never the
+# command line); /etc/lazyroot/ca.pem, when present, is the https CA bundle.
 
 LR_RUN=/run/lazyroot
 LR_NEWROOT=/newroot
@@ -50,7 +41,8 @@ lr_fail() {
 
 lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
-	lr_rdshell='' lr_rdbreak=''
+	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
+	lr_timeout=''
 	read -r cmdline </proc/cmdline
 	for arg in $cmdline; do
 		case $arg in
@@ -59,6 +51,11 @@ lr_parse_cmdline() {
 		rd.lazyroot.cache=*) lr_cache=${arg#*=} ;;
 		rd.lazyroot.overlay=*) lr_overlay=${arg#*=} ;;
 		rd.lazyroot.debug) lr_debug=1 ;;
+		rd.lazyroot.minversion=*) lr_minver=${arg#*=} ;;
+		rd.lazyroot.insecure) lr_insecure=1 ;;
+		rd.lazyroot.resolve=*) lr_resolve="$lr_resolve ${arg#*=}" ;;
+		rd.lazyroot.timeout=*) lr_timeout=${arg#*=} ;;
+		ip=*) lr_ip=${arg#ip=} ;;
 		init=*) lr_init=${arg#init=} ;;
 		rd.shell) lr_rdshell=1 ;;
 		rd.break) lr_rdbreak=1 ;;
@@ -68,6 +65,69 @@ lr_parse_cmdline() {
 	case $lr_overlay in
 	""|none|tmpfs) ;;
 	*) lr_fail "rd.lazyroot.overlay=$lr_overlay: only 'tmpfs' or 'none' are known" ;;
+	esac
+	case $lr_minver in
+	""|*[!0-9]*) [ -z "$lr_minver" ] || lr_fail "rd.lazyroot.minversion=$lr_minver is not a number" ;;
+	esac
+}
+
+# Dotted netmask (or a prefix length) to a prefix length.
+lr_prefixlen() {
+	case $1 in
+	*.*) ;;
+	*) echo "$1"; return ;;
+	esac
+	n=0
+	for o in $(echo "$1" | tr . ' '); do
+		case $o in
+		255) n=$((n + 8)) ;; 254) n=$((n + 7)) ;; 252) n=$((n + 6)) ;;
+		248) n=$((n + 5)) ;; 240) n=$((n + 4)) ;; 224) n=$((n + 3)) ;;
+		192) n=$((n + 2)) ;; 128) n=$((n + 1)) ;;
+		esac
+	done
+	echo "$n"
+}
+
+# Bring the network up when a mirror needs it: ip=dhcp (the default) or the
+# kernel's static form ip=CLIENT::GATEWAY:NETMASK::IFACE:off.
+lr_network() {
+	case $lr_url in
+	*http://* | *https://* | *tftp://*) ;;
+	*) return 0 ;;
+	esac
+	ip link set lo up
+	old_ifs=$IFS
+	IFS=:
+	# shellcheck disable=SC2086  # split ip= on colons
+	set -- $lr_ip
+	IFS=$old_ifs
+	client=${1:-} gw=${3:-} mask=${4:-} iface=${6:-}
+	if [ -z "$iface" ]; then
+		i=0
+		# NICs appear asynchronously: wait a bounded time (10 s).
+		while [ $i -lt 100 ]; do
+			for n in /sys/class/net/*; do
+				n=${n##*/}
+				[ "$n" = lo ] || { iface=$n; break 2; }
+			done
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
+	[ -n "$iface" ] || lr_fail "no network interface appeared within 10 s (a mirror is $lr_url)"
+	ip link set "$iface" up || lr_fail "cannot bring $iface up"
+	case $client in
+	"" | dhcp | on | any)
+		udhcpc -i "$iface" -n -q -t 5 -T 2 -s /lib/lazyroot/udhcpc.script >/dev/null 2>&1 ||
+			lr_fail "no DHCP lease on $iface (set ip=CLIENT::GATEWAY:NETMASK::IFACE:off for a static address)"
+		;;
+	*)
+		ip addr add "$client/$(lr_prefixlen "${mask:-24}")" dev "$iface" ||
+			lr_fail "cannot set address $client on $iface"
+		[ -z "$gw" ] || ip route add default via "$gw" dev "$iface" ||
+			lr_fail "cannot add the default route via $gw"
+		lr_log "network: $iface $client gateway ${gw:-none}"
+		;;
 	esac
 }
 
@@ -111,11 +171,29 @@ lr_setup_cache() {
 }
 
 lr_start_daemon() {
+	set --
+	for k in /etc/lazyroot/keys/*.pem; do
+		[ -r "$k" ] && set -- "$@" --key "$k"
+	done
+	[ $# -gt 0 ] || lr_fail "no trusted keys in this initramfs (/etc/lazyroot/keys/*.pem)"
+	[ -r /etc/lazyroot/ca.pem ] && set -- "$@" --ca /etc/lazyroot/ca.pem
+	[ -n "$lr_minver" ] && set -- "$@" --min-version "$lr_minver"
+	[ -n "$lr_insecure" ] && set -- "$@" --insecure
+	[ -n "$lr_timeout" ] && set -- "$@" --read-timeout "$lr_timeout"
+	[ -n "$lr_debug" ] && set -- "$@" --verbose
+	for r in $lr_resolve; do
+		set -- "$@" --resolve "$r"
+	done
 	# Started by its '@' name: systemd leaves processes whose argv[0]
 	# starts with '@' alone at shutdown (root storage daemons).
-	lr_fsid=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" ${lr_debug:+--verbose} \
-		--cache-dir "$LR_RUN/cache" "$lr_url") ||
-		lr_fail "lazyrootd could not serve $lr_url (exit $?; its reason is in the lines above)"
+	lr_fsid=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" --cache-dir "$LR_RUN/cache" \
+		"$@" "$lr_url")
+	rc=$?
+	case $rc in
+	0) ;;
+	1) lr_fail "lazyrootd refused $lr_url: bad configuration or an image that fails verification (reason above)" ;;
+	*) lr_fail "lazyrootd could not serve $lr_url (exit $rc; reason above)" ;;
+	esac
 	[ -n "$lr_fsid" ] || lr_fail "lazyrootd started but reported no fsid"
 }
 
@@ -148,20 +226,23 @@ lr_mount_root() {
 }
 
 lr_report() {
-	# What the kernel asked for so far, against the image: on-demand boot
-	# should touch a small share of the image before switch_root.
+	# What the kernel asked for so far and what crossed the network, against
+	# the image: on-demand boot touches a small share of it.
 	status=$(lazyrootd status --tag "$LR_TAG") || { lr_log "no status from lazyrootd"; return 0; }
-	req=0 fetched=0 size=0 reads=0
+	req=0 size=1 reads=0 recv=0 requests=0 meta=0 nodes=0 bad=0
 	for kv in $(echo "$status" | tr ' ' '='); do
 		case $kv in
 		bytes_requested=*) req=${kv#*=} ;;
-		bytes_fetched=*) fetched=${kv#*=} ;;
 		image_size=*) size=${kv#*=} ;;
 		reads=*) reads=${kv#*=} ;;
+		bytes_received=*) recv=${kv#*=} ;;
+		requests=*) requests=${kv#*=} ;;
+		manifest_bytes=*) meta=${kv#*=} ;;
+		node_bytes=*) nodes=${kv#*=} ;;
+		digest_mismatches=*) bad=${kv#*=} ;;
 		esac
 	done
-	[ "$size" -gt 0 ] || size=1
-	lr_log "before switch_root: kernel requested $req of $size bytes ($((req * 1000 / size / 10)).$((req * 1000 / size % 10))%) in $reads reads; fetched $fetched bytes; t=$(lr_uptime)s"
+	lr_log "before switch_root: kernel requested $req of $size bytes ($((req * 1000 / size / 10)).$((req * 1000 / size % 10))%) in $reads reads; fetched $recv bytes ($((recv * 1000 / size / 10)).$((recv * 1000 / size % 10))%) in $requests requests (manifest $meta, tree $nodes); rejected answers $bad; t=$(lr_uptime)s"
 }
 
 lr_switch_root() {
@@ -183,6 +264,7 @@ lazyroot_main() {
 	lr_mount_srcdev
 	lr_setup_cache
 	lr_log "cache ready at t=$(lr_uptime)s"
+	lr_network
 	lr_start_daemon
 	lr_mount_root
 	lr_log "root mounted (fsid $lr_fsid) at t=$(lr_uptime)s"

@@ -67,10 +67,19 @@
  * /dev/cachefiles until one completes. */
 #define LR_READS_MAX 128u
 
-/* Chunks one READ may span: LR_READ_MAX / LR_CHUNK_MIN. */
-#define LR_READ_CHUNKS_MAX (LR_READ_MAX / 4096u)
+/* Chunks one unaligned READ may span: LR_READ_MAX / LR_CHUNK_MIN + 1. */
+#define LR_READ_CHUNKS_MAX (LR_READ_MAX / 4096u + 1)
 
 /* Chunks kept in flight ahead of a sequential reader. */
 #define LR_READAHEAD_CHUNKS 4u
+
+/* Verified chunks kept in memory: a READ writes into the kernel's cache
+ * object exactly the pages it asked for (see docs/architecture.md: writing
+ * other pages of the object stalled boots on 6.12), so the rest of a
+ * fetched chunk, and read-ahead chunks, wait here for the READs that want
+ * them. Bounded in bytes; at least a few chunks whatever their size. */
+#define LR_CHUNK_CACHE_BYTES (4u * 1024 * 1024)
+#define LR_CHUNK_CACHE_MIN 4u
+#define LR_CHUNK_CACHE_MAX 64u
 
 #endif

@@ -53,8 +53,6 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	d->epfd = d->sigfd = d->statusfd = -1;
 	d->min_version = cfg->min_version;
 	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
-	if (posix_memalign((void **)&d->bounce, LR_PAGE_SIZE, LR_CHUNK_MAX) != 0)
-		return log_error_errno(ENOMEM, "chunk buffer");
 	r = lr_transport_new(&d->tr, &o);
 	if (r < 0)
 		return log_error_errno(r, "transport setup");
@@ -69,7 +67,8 @@ void lr_daemon_fini(struct lr_daemon *d)
 	lr_transport_free(d->tr);
 	lr_keyring_free(&d->keys);
 	lr_image_fini(&d->img);
-	free(d->bounce);
+	for (unsigned i = 0; i < LR_CHUNK_CACHE_MAX; i++)
+		free(d->chunks[i].data);
 	if (d->epfd >= 0)
 		close(d->epfd);
 	if (d->sigfd >= 0)
@@ -180,6 +179,11 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "image state");
 	snprintf(d->volume_key, sizeof(d->volume_key), "erofs,%s", d->img.m.fsid);
+	d->nchunkbufs = LR_CHUNK_CACHE_BYTES / d->img.m.chunk_size;
+	if (d->nchunkbufs < LR_CHUNK_CACHE_MIN)
+		d->nchunkbufs = LR_CHUNK_CACHE_MIN;
+	if (d->nchunkbufs > LR_CHUNK_CACHE_MAX)
+		d->nchunkbufs = LR_CHUNK_CACHE_MAX;
 	log_info("manifest verified: image version %" PRIu64 ", %" PRIu64 " bytes in %" PRIu64
 		 " chunks of %" PRIu32 ", tree depth %" PRIu32 ", key %s, fsid %s",
 		 d->img.m.image_version, d->img.m.image_size, d->img.nchunks, d->img.m.chunk_size,
@@ -209,24 +213,89 @@ static void read_finish(struct lr_daemon *d, struct lr_read *r, int ok)
 	int c = lr_cf_complete(d->cf, r->object_id, r->msg_id);
 	if (c < 0 && c != -ENOENT)
 		log_error_errno(c, "completing READ %" PRIu32, r->msg_id);
+	log_debug("READ %" PRIu32 " completed%s", r->msg_id, ok ? "" : " without data");
 	r->used = 0;
 	dev_watch(d, 1);
 }
 
-static int read_ready(const struct lr_daemon *d, const struct lr_read *r)
+/* ---- verified chunks in memory ---- */
+
+static struct lr_chunkbuf *chunkbuf_find(struct lr_daemon *d, uint64_t c)
 {
-	for (uint64_t c = r->c0; c <= r->c1; c++)
-		if (!lr_image_chunk_cached(&d->img, c))
-			return 0;
-	return 1;
+	for (unsigned i = 0; i < d->nchunkbufs; i++)
+		if (d->chunks[i].used && d->chunks[i].idx == c) {
+			d->chunks[i].lru = ++d->chunk_clock;
+			return &d->chunks[i];
+		}
+	return NULL;
 }
 
-static void reads_progress(struct lr_daemon *d, uint64_t chunk)
+static struct lr_chunkbuf *chunkbuf_put(struct lr_daemon *d, uint64_t c, const void *data,
+					 uint32_t len)
+{
+	struct lr_chunkbuf *v = NULL;
+
+	for (unsigned i = 0; i < d->nchunkbufs; i++) {
+		struct lr_chunkbuf *b = &d->chunks[i];
+		if (!b->used) {
+			v = b;
+			break;
+		}
+		if (!v || b->lru < v->lru)
+			v = b;
+	}
+	if (!v->data && posix_memalign((void **)&v->data, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
+		v->data = NULL;
+		return NULL;
+	}
+	memcpy(v->data, data, len);
+	v->used = 1;
+	v->idx = c;
+	v->len = len;
+	v->lru = ++d->chunk_clock;
+	return v;
+}
+
+/* Write the pages of chunk b that READ r asked for, mark it done, and
+ * complete r when it was the last. Exactly the asked-for pages: the data
+ * is page aligned (chunk and image sizes are whole pages). */
+static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_chunkbuf *b)
+{
+	uint64_t bit = b->idx - r->c0;
+	uint64_t coff = b->idx * d->img.m.chunk_size;
+	uint64_t lo = r->off > coff ? r->off : coff;
+	uint64_t hi = r->end < coff + b->len ? r->end : coff + b->len;
+
+	if (r->done[bit / 8] & (1u << (bit % 8)))
+		return;
+	if (hi > lo) {
+		int e = lr_cf_write(d->cf, r->object_id, b->data + (lo - coff), (size_t)(hi - lo), lo);
+		if (e < 0) {
+			log_error_errno(e, "writing %" PRIu64 "+%" PRIu64 " into the cache", lo, hi - lo);
+			read_finish(d, r, 0);
+			return;
+		}
+		d->stats.bytes_written += hi - lo;
+	}
+	r->done[bit / 8] |= (uint8_t)(1u << (bit % 8));
+	if (--r->left == 0)
+		read_finish(d, r, 1);
+}
+
+static int read_has(const struct lr_read *r, uint64_t c)
+{
+	uint64_t bit = c - r->c0;
+
+	return (r->done[bit / 8] >> (bit % 8)) & 1;
+}
+
+/* A verified chunk arrived: every READ waiting for it takes its pages. */
+static void reads_progress(struct lr_daemon *d, const struct lr_chunkbuf *b)
 {
 	for (unsigned i = 0; i < LR_READS_MAX; i++) {
 		struct lr_read *r = &d->reads[i];
-		if (r->used && r->c0 <= chunk && chunk <= r->c1 && read_ready(d, r))
-			read_finish(d, r, 1);
+		if (r->used && r->c0 <= b->idx && b->idx <= r->c1)
+			read_take(d, r, b);
 	}
 }
 
@@ -332,7 +401,8 @@ static int job_start(struct lr_daemon *d, struct lr_job *j)
 	lr_object_path(&j->want, path);
 	r = lr_transport_fetch(d->tr, path, job_len(d, j), job_check, job_done, j);
 	if (r < 0)
-		return r;
+		return log_error_errno(r, "queueing %s %" PRIu64, j->level ? "node" : "chunk", j->idx);
+	log_debug("fetching %s %" PRIu32 "/%" PRIu64, j->level ? "node" : "chunk", j->level, j->idx);
 	j->fetching = 1;
 	return 0;
 }
@@ -369,23 +439,15 @@ static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int er
 
 static int store_chunk(struct lr_daemon *d, uint64_t c, const void *data, size_t len)
 {
-	uint64_t off;
-	uint32_t clen;
-
-	lr_image_chunk_range(&d->img, c, &off, &clen);
 	d->stats.chunks_fetched++;
 	d->stats.chunk_bytes += len;
-	if (d->cf) {
-		if (!d->have_object)
-			return -ENOENT;
-		/* Direct I/O into the cache file: page-aligned buffer and
-		 * length (chunk and image sizes are whole pages). */
-		memcpy(d->bounce, data, len);
-		int r = lr_cf_write(d->cf, d->object_id, d->bounce, len, off);
-		if (r < 0)
-			return log_error_errno(r, "writing chunk %" PRIu64 " into the cache", c);
-	}
-	lr_image_set_cached(&d->img, c);
+	lr_image_set_cached(&d->img, c); /* verified at least once */
+	if (!d->cf)
+		return 0; /* verify mode */
+	struct lr_chunkbuf *b = chunkbuf_put(d, c, data, (uint32_t)len);
+	if (!b)
+		return log_error_errno(ENOMEM, "chunk buffer");
+	reads_progress(d, b);
 	return 0;
 }
 
@@ -399,14 +461,13 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 	uint64_t idx = j->idx;
 
 	j->used = 0;
+	log_debug("fetched %s %" PRIu32 "/%" PRIu64 ": %d", level ? "node" : "chunk", level, idx, err);
 	if (err < 0) {
 		job_failed(d, level, idx, err);
 	} else if (level == 0) {
 		err = store_chunk(d, idx, data, len);
 		if (err < 0)
 			job_failed(d, 0, idx, err);
-		else
-			reads_progress(d, idx);
 	} else {
 		d->stats.nodes_fetched++;
 		d->stats.node_bytes += len;
@@ -416,12 +477,23 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 	schedule_reads(d);
 }
 
-/* Create jobs for the missing chunks of r, as far as there is room. */
+/* Serve r from chunks in memory, and create jobs for the missing ones, as
+ * far as there is room. */
 static void schedule_read(struct lr_daemon *d, struct lr_read *r)
 {
 	while (r->used && r->cursor <= r->c1) {
 		uint64_t c = r->cursor;
-		if (!lr_image_chunk_cached(&d->img, c) && !job_find(d, 0, c)) {
+		struct lr_chunkbuf *b;
+		if (read_has(r, c)) {
+			r->cursor++;
+			continue;
+		}
+		if ((b = chunkbuf_find(d, c))) {
+			r->cursor++;
+			read_take(d, r, b); /* may finish r */
+			continue;
+		}
+		if (!job_find(d, 0, c)) {
 			struct lr_job *j = job_new(d, 0, c);
 			if (!j)
 				return;
@@ -459,7 +531,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t c0, uint64_t c1)
 	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
 		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
 			return;
-		if (lr_image_chunk_cached(&d->img, c) || job_find(d, 0, c))
+		if (chunkbuf_find(d, c) || job_find(d, 0, c))
 			continue;
 		struct lr_job *j = job_new(d, 0, c);
 		if (j && job_start(d, j) < 0)
@@ -521,19 +593,18 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 	}
 	/* Readahead may ask past the end of the blob: clamp. */
 	uint64_t end = req->off + req->len > size ? size : req->off + req->len;
-	d->stats.bytes_requested += end - req->off;
+	r->off = req->off;
+	r->end = (end + LR_PAGE_SIZE - 1) / LR_PAGE_SIZE * LR_PAGE_SIZE;
+	d->stats.bytes_requested += r->end - r->off;
 	r->c0 = req->off / d->img.m.chunk_size;
 	r->c1 = (end - 1) / d->img.m.chunk_size;
 	r->cursor = r->c0;
+	r->left = (uint32_t)(r->c1 - r->c0 + 1);
 	r->deadline_ms = now_ms() + d->read_timeout_ms;
 	log_debug("READ %" PRIu32 ": %" PRIu64 "+%" PRIu64 " (chunks %" PRIu64 "-%" PRIu64 ")",
 		  req->msg_id, req->off, req->len, r->c0, r->c1);
 	uint64_t c0 = r->c0, c1 = r->c1;
-	if (read_ready(d, r)) {
-		read_finish(d, r, 1);
-	} else {
-		schedule_read(d, r);
-	}
+	schedule_read(d, r);
 	schedule_readahead(d, c0, c1);
 	return 0;
 }
@@ -658,11 +729,12 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 	int n = snprintf(
 		buf, len,
 		"fsid %s\nimage_version %" PRIu64 "\nimage_size %" PRIu64 "\nchunk_size %" PRIu32
-		"\nchunks %" PRIu64 "\nchunks_cached %" PRIu64 "\nobject_open %d\nopens %" PRIu64
+		"\nchunks %" PRIu64 "\nchunks_verified %" PRIu64 "\nobject_open %d\nopens %" PRIu64
 		"\nopens_refused %" PRIu64 "\nreads %" PRIu64 "\nbytes_requested %" PRIu64
 		"\nread_errors %" PRIu64 "\nread_timeouts %" PRIu64 "\nbad_messages %" PRIu64
 		"\nmanifest_bytes %" PRIu64 "\nnodes_fetched %" PRIu64 "\nnode_bytes %" PRIu64
-		"\nchunks_fetched %" PRIu64 "\nchunk_bytes %" PRIu64 "\ndigest_mismatches %" PRIu64
+		"\nchunks_fetched %" PRIu64 "\nchunk_bytes %" PRIu64 "\nbytes_written %" PRIu64
+		"\ndigest_mismatches %" PRIu64
 		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
 		"\nfetches_failed %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
 		d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
@@ -670,7 +742,8 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		d->stats.opens_refused, d->stats.reads, d->stats.bytes_requested,
 		d->stats.read_errors, d->stats.read_timeouts, d->stats.bad_messages,
 		d->stats.manifest_bytes, d->stats.nodes_fetched, d->stats.node_bytes,
-		d->stats.chunks_fetched, d->stats.chunk_bytes, d->stats.digest_mismatches,
+		d->stats.chunks_fetched, d->stats.chunk_bytes, d->stats.bytes_written,
+		d->stats.digest_mismatches,
 		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;

@@ -25,6 +25,7 @@ struct lr_stats {
 	uint64_t read_timeouts;   /* ... of those, because the deadline passed */
 	uint64_t bad_messages;
 	uint64_t chunks_fetched, chunk_bytes; /* verified chunks from the network */
+	uint64_t bytes_written;               /* into the kernel's cache object */
 	uint64_t nodes_fetched, node_bytes;   /* verified tree nodes */
 	uint64_t manifest_bytes;
 	uint64_t digest_mismatches; /* answers refused for a wrong digest */
@@ -33,8 +34,19 @@ struct lr_stats {
 struct lr_read {
 	int used;
 	uint32_t msg_id, object_id;
+	uint64_t off, end;       /* byte range, page aligned, clamped to the image */
 	uint64_t c0, c1, cursor; /* chunk range; next chunk to schedule */
 	uint64_t deadline_ms;
+	uint32_t left;           /* chunks of the range not yet written */
+	uint8_t done[(LR_READ_CHUNKS_MAX + 7) / 8]; /* bit per chunk of the range */
+};
+
+/* A verified chunk kept in memory (page aligned). */
+struct lr_chunkbuf {
+	int used;
+	uint64_t idx, lru;
+	uint32_t len;
+	uint8_t *data;
 };
 
 struct lr_job {
@@ -71,7 +83,9 @@ struct lr_daemon {
 	struct lr_read reads[LR_READS_MAX];
 	struct lr_job jobs[LR_FETCH_SLOTS];
 	uint64_t last_c1;
-	uint8_t *bounce; /* page aligned, LR_CHUNK_MAX */
+	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
+	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
+	uint64_t chunk_clock;
 	struct lr_stats stats;
 	struct lr_manifest pending; /* the manifest being checked */
 	const char *manifest_why;   /* why the last manifest answer was refused */

@@ -8,6 +8,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -34,6 +35,8 @@ struct slot {
 	uint8_t *buf;
 	size_t len;
 	int overflow;
+	int file_err;  /* file:// read done at start(); finished in run() */
+	int file_done;
 };
 
 struct lr_transport {
@@ -41,7 +44,11 @@ struct lr_transport {
 	int epfd;
 	int64_t timer_due_ms; /* curl's timer, -1: none */
 	char *mirrors[LR_MIRRORS_MAX];
-	unsigned nmirrors, preferred;
+	/* file:// mirrors are read with openat() from a directory fd opened
+	 * at start: a path would break when the hook moves the source mount
+	 * into the new root, and after switch_root. -1 for other schemes. */
+	int dirfd[LR_MIRRORS_MAX];
+	unsigned nmirrors, preferred, nfile_done;
 	struct curl_slist *resolve;
 	struct curl_blob ca;
 	int have_ca, insecure;
@@ -168,6 +175,8 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	for (unsigned i = 0; i < LR_MIRRORS_MAX; i++)
+		t->dirfd[i] = -1;
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->multi = curl_multi_init();
 	if (t->epfd < 0 || !t->multi) {
@@ -187,7 +196,17 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 		}
 		while (l > 0 && t->mirrors[i][l - 1] == '/')
 			t->mirrors[i][--l] = '\0';
+		t->dirfd[i] = -1;
 		t->nmirrors++;
+		if (strncmp(t->mirrors[i], "file://", 7) == 0) {
+			const char *path = t->mirrors[i] + 7;
+			t->dirfd[i] = open(*path ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (t->dirfd[i] < 0) {
+				int r = log_error_errno(errno, "file mirror %s", t->mirrors[i]);
+				lr_transport_free(t);
+				return r;
+			}
+		}
 	}
 	for (size_t i = 0; i < o->nresolve; i++) {
 		struct curl_slist *n = curl_slist_append(t->resolve, o->resolve[i]);
@@ -230,8 +249,10 @@ void lr_transport_free(struct lr_transport *t)
 	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
 		struct slot *s = &t->slots[i];
 		if (s->active) {
-			curl_multi_remove_handle(t->multi, s->easy);
-			curl_easy_cleanup(s->easy);
+			if (s->easy) {
+				curl_multi_remove_handle(t->multi, s->easy);
+				curl_easy_cleanup(s->easy);
+			}
 			free(s->buf);
 		}
 	}
@@ -241,8 +262,11 @@ void lr_transport_free(struct lr_transport *t)
 		curl_multi_cleanup(t->multi);
 	if (t->epfd >= 0)
 		close(t->epfd);
-	for (unsigned i = 0; i < t->nmirrors; i++)
+	for (unsigned i = 0; i < t->nmirrors; i++) {
 		free(t->mirrors[i]);
+		if (t->dirfd[i] >= 0)
+			close(t->dirfd[i]);
+	}
 	curl_slist_free_all(t->resolve);
 	free(t);
 }
@@ -325,6 +349,40 @@ static void put_easy(struct lr_transport *t, CURL *e)
 		curl_easy_cleanup(e);
 }
 
+/* A local read: done now, reported from run() like any transfer. */
+static void start_file(struct lr_transport *t, struct slot *s, int dirfd)
+{
+	int fd = openat(dirfd, s->name, O_RDONLY | O_CLOEXEC);
+
+	s->file_err = 0;
+	if (fd < 0) {
+		s->file_err = errno == ENOENT ? -ENOENT : lr_neg_errno();
+	} else {
+		for (;;) {
+			uint8_t extra;
+			ssize_t n = s->len < s->max ? read(fd, s->buf + s->len, s->max - s->len)
+						    : read(fd, &extra, 1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				s->file_err = lr_neg_errno();
+				break;
+			}
+			if (n == 0)
+				break;
+			if (s->len == s->max) {
+				s->overflow = 1;
+				s->file_err = -EFBIG;
+				break;
+			}
+			s->len += (size_t)n;
+		}
+		close(fd);
+	}
+	s->file_done = 1;
+	t->nfile_done++;
+}
+
 static int start(struct lr_transport *t, struct slot *s)
 {
 	char url[LR_URL_MAX + LR_NAME_MAX + 2];
@@ -332,6 +390,17 @@ static int start(struct lr_transport *t, struct slot *s)
 	s->buf = malloc(s->max);
 	if (!s->buf)
 		return -ENOMEM;
+	s->len = 0;
+	s->overflow = 0;
+	if (t->dirfd[s->mirror] >= 0) {
+		s->active = 1;
+		t->nactive++;
+		t->st.requests++;
+		if (s->attempts > 0)
+			t->st.retries++;
+		start_file(t, s, t->dirfd[s->mirror]);
+		return 0;
+	}
 	s->easy = get_easy(t);
 	if (!s->easy) {
 		free(s->buf);
@@ -339,8 +408,6 @@ static int start(struct lr_transport *t, struct slot *s)
 		return -ENOMEM;
 	}
 	snprintf(url, sizeof(url), "%s/%s", t->mirrors[s->mirror], s->name);
-	s->len = 0;
-	s->overflow = 0;
 	curl_easy_setopt(s->easy, CURLOPT_URL, url);
 	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
@@ -378,9 +445,11 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 	size_t len = s->len;
 
 	if (s->active) {
-		curl_multi_remove_handle(t->multi, s->easy);
-		put_easy(t, s->easy);
-		s->easy = NULL;
+		if (s->easy) {
+			curl_multi_remove_handle(t->multi, s->easy);
+			put_easy(t, s->easy);
+			s->easy = NULL;
+		}
 		s->active = 0;
 		t->nactive--;
 	}
@@ -448,6 +517,8 @@ int lr_transport_timeout(const struct lr_transport *t)
 	uint64_t now = now_ms();
 	int64_t due = t->timer_due_ms;
 
+	if (t->nfile_done)
+		return 0;
 	if (t->nactive < t->max_active)
 		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
 			const struct slot *s = &t->slots[i];
@@ -463,6 +534,15 @@ static void check_done(struct lr_transport *t)
 {
 	CURLMsg *m;
 	int left;
+
+	for (unsigned i = 0; i < LR_FETCH_SLOTS && t->nfile_done; i++) {
+		struct slot *s = &t->slots[i];
+		if (s->used && s->active && s->file_done) {
+			s->file_done = 0;
+			t->nfile_done--;
+			finish(t, s, s->file_err);
+		}
+	}
 
 	while ((m = curl_multi_info_read(t->multi, &left))) {
 		struct slot *s = NULL;

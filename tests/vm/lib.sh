@@ -36,32 +36,110 @@ vm_cleanup() {
 }
 
 # The published test image, built once per inputs and shared by the tests
-# of a run (mkfs.erofs of 64 MiB takes a while under lz4).
+# of a run: a signing key pair (and a second, untrusted one), the test root
+# published as a signed chunk store in $FIX/pub.
 vm_fixture() {
-	local key
-	key=$(hash_inputs "$VM_TOP/tests/vm/make-test-root" "$VM_TOP/image/lazyroot-image" /bin/busybox)
+	local key tool=$BUILD/host/image/lazyroot-image
+	[ -x "$tool" ] || skip "lazyroot-image not built (make host)"
+	key=$(hash_inputs "$VM_TOP/tests/vm/make-test-root" "$tool" /bin/busybox)
 	FIX=$BUILD/vm-fixture/$key
-	if [ ! -s "$FIX/pub/lazyroot.desc" ]; then
+	if [ ! -s "$FIX/pub/lazyroot.manifest" ]; then
 		rm -rf "$FIX"
 		mkdir -p "$FIX"
+		"$tool" keygen -q "$FIX/key.pem" "$FIX/pub.pem"
+		"$tool" keygen -q "$FIX/other-key.pem" "$FIX/other-pub.pem"
 		"$VM_TOP/tests/vm/make-test-root" "$FIX/root" 64
-		"$VM_TOP/image/lazyroot-image" build --compress lz4 "$FIX/root" "$FIX/pub.tmp" 2>/dev/null
+		"$tool" build -q --key "$FIX/key.pem" --version 1 --compress lz4 \
+			--keep-image "$FIX/image.erofs" "$FIX/root" "$FIX/pub.tmp"
 		md5sum "$FIX/root/data/big.bin" | cut -d' ' -f1 >"$FIX/big.md5"
 		rm -rf "$FIX/root"
 		mv "$FIX/pub.tmp" "$FIX/pub"
 	fi
-	IMAGE_SIZE=$(stat -c %s "$FIX/pub/image.erofs")
+	IMAGE_SIZE=$(stat -c %s "$FIX/image.erofs")
 	BIG_MD5=$(cat "$FIX/big.md5")
 }
 
-# An ext2 disk holding the published directory (the file:// source).
+# An ext2 disk holding a published directory (the file:// source).
+# vm_source_disk [DIR]   (default: the fixture's)
 vm_source_disk() {
-	local size_mib=$(( IMAGE_SIZE / 1048576 + 16 ))
-	mke2fs -q -t ext2 -d "$FIX/pub" "$WORK/src.img" "${size_mib}M" >/dev/null 2>&1 || fail "mke2fs of the source disk failed"
+	local size_mib=$(( IMAGE_SIZE / 1048576 + 32 ))
+	mke2fs -q -t ext2 -d "${1:-$FIX/pub}" "$WORK/src.img" "${size_mib}M" >/dev/null 2>&1 ||
+		fail "mke2fs of the source disk failed"
 }
 
+# vm_initramfs [initramfs/build options]  (default: trust the fixture key)
 vm_initramfs() {
-	"$VM_TOP/initramfs/build" --daemon "$DAEMON" "$@" "$WORK/initrd.gz" 2>/dev/null
+	[ $# -gt 0 ] || set -- --key "$FIX/pub.pem"
+	"$VM_TOP/initramfs/build" --daemon "$DAEMON" "$@" "$WORK/initrd.gz" 2>/dev/null ||
+		fail "initramfs build failed"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 30000))
+		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+	fail "no free port"
+}
+
+# start_nginx DIR: serve DIR on 127.0.0.1:$HTTP_PORT (http) and
+# $HTTPS_PORT (https, certificate for lazyroot.test from a CA made now:
+# $WORK/ca.pem). Stopped by vm_cleanup.
+start_nginx() {
+	local dir=$1 n=${2:-1}
+	command -v nginx >/dev/null || skip "nginx not installed (scripts/setup)"
+	mkdir -p "$WORK/nginx$n"
+	if [ ! -s "$WORK/ca.pem" ]; then
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj "/CN=lazyroot test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=lazyroot.test" \
+			-keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
+		printf 'subjectAltName=DNS:lazyroot.test\n' >"$WORK/san.ext"
+		openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+			-CAcreateserial -days 2 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
+	fi
+	HTTP_PORT=$(free_port)
+	HTTPS_PORT=$(free_port)
+	cat >"$WORK/nginx$n/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx$n/nginx.pid;
+error_log $WORK/nginx$n/error.log;
+events { worker_connections 128; }
+http {
+	access_log $WORK/nginx$n/access.log;
+	client_body_temp_path $WORK/nginx$n;
+	proxy_temp_path $WORK/nginx$n;
+	fastcgi_temp_path $WORK/nginx$n;
+	uwsgi_temp_path $WORK/nginx$n;
+	scgi_temp_path $WORK/nginx$n;
+	default_type application/octet-stream;
+	server { listen 127.0.0.1:$HTTP_PORT; root $dir; }
+	server {
+		listen 127.0.0.1:$HTTPS_PORT ssl;
+		server_name lazyroot.test;
+		ssl_certificate $WORK/server.pem;
+		ssl_certificate_key $WORK/server.key;
+		root $dir;
+	}
+}
+CONF
+	nginx -c "$WORK/nginx$n/nginx.conf" -p "$WORK/nginx$n" >"$WORK/nginx$n/stderr" 2>&1 &
+	VM_PIDS="${VM_PIDS:-} $!"
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/lazyroot.manifest" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$WORK/nginx$n/stderr" "$WORK/nginx$n/error.log" 2>/dev/null
+	fail "nginx did not start"
+}
+
+# A guestfwd rule: guest connections to IP:PORT reach 127.0.0.1:HOSTPORT,
+# one relay process per connection (the tcp: form connects only once).
+fwd() {
+	echo "tcp:$1:$2-cmd:socat - TCP:127.0.0.1:$3"
 }
 
 # vm_boot LOG APPEND [run-qemu args...]: boot, wait for the guest to end.
@@ -81,6 +159,33 @@ vm_boot() {
 # The lines of a serial log worth keeping in a CI log.
 vm_show() {
 	grep -E '^lazyroot|lazyrootd:|FATAL|Kernel panic|erofs:|CacheFiles' "$1" | sed 's/^/  | /' || true
+}
+
+# check_boot LOG: the common assertions of a successful boot; prints the
+# figures (share requested and fetched before switch_root, boot times).
+# Fails when more than 10% of the image crossed the network before
+# switch_root.
+check_boot() {
+	local log=$1 line req size recv requests t_init t_root t_new
+	! grep -q FATAL "$log" || { vm_show "$log"; fail "the hook reported a fatal error"; }
+	expect "$log" '^lazyroot-test: new root init running' "new root's init did not run"
+	expect "$log" '^lazyroot-test: lazyrootd argv0 @lazyrootd' "lazyrootd not running as @lazyrootd after switch_root"
+	expect "$log" "^lazyroot-test: big.bin md5 $BIG_MD5" "file first read after switch_root not served intact"
+	expect "$log" '^lazyroot-test: DONE' "new root's init did not finish"
+	line=$(grep -E '^lazyroot: before switch_root: kernel requested' "$log") ||
+		fail "no before-switch_root report"
+	req=$(echo "$line" | sed -E 's/.*requested ([0-9]+) of.*/\1/')
+	size=$(echo "$line" | sed -E 's/.*requested [0-9]+ of ([0-9]+) bytes.*/\1/')
+	recv=$(echo "$line" | sed -E 's/.*; fetched ([0-9]+) bytes.*/\1/')
+	requests=$(echo "$line" | sed -E 's/.* in ([0-9]+) requests.*/\1/')
+	[ "$size" = "$IMAGE_SIZE" ] || fail "report says image of $size bytes, the image has $IMAGE_SIZE"
+	t_init=$(sed -nE 's/^lazyroot: initramfs started at t=([0-9.]+)s.*/\1/p' "$log")
+	t_root=$(sed -nE 's/^lazyroot: root mounted .* at t=([0-9.]+)s.*/\1/p' "$log")
+	t_new=$(sed -nE 's/^lazyroot-test: new root init running .* at t=([0-9.]+)s.*/\1/p' "$log")
+	note "image $size bytes; before switch_root: kernel requested $req ($(echo "scale=2; $req * 100 / $size" | bc)%), fetched $recv ($(echo "scale=2; $recv * 100 / $size" | bc)%) in $requests requests"
+	note "guest clock: initramfs at ${t_init}s, root mounted at ${t_root}s, new init at ${t_new}s; wall ${BOOT_WALL}s (TCG)"
+	[ $((recv * 10)) -le "$size" ] || fail "fetched more than 10% of the image before switch_root"
+	[ $((req * 10)) -le "$size" ] || fail "kernel asked for more than 10% of the image before switch_root"
 }
 
 # expect LOG REGEX WHAT
