@@ -5,9 +5,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 command -v shellcheck >/dev/null || { echo "SKIP: shellcheck not installed"; exit 77; }
-bash_scripts=(scripts/setup scripts/test scripts/demo scripts/build-kernel scripts/run-qemu scripts/lib.sh
-	image/lazyroot-image initramfs/build tests/run tests/vm/*.sh tests/vm/make-test-root tests/lint/*.sh .ci/run)
-sh_scripts=(hooks/lazyroot.sh initramfs/init kernel-config/check)
+bash_scripts=(scripts/setup scripts/test scripts/demo scripts/build-kernel scripts/build-deps scripts/run-qemu scripts/lib.sh
+	initramfs/build tests/run tests/vm/*.sh tests/vm/make-test-root tests/lint/*.sh .ci/run)
+sh_scripts=(hooks/lazyroot.sh hooks/udhcpc.script initramfs/init kernel-config/check)
 n=0
 for f in "${bash_scripts[@]}"; do
 	[ -e "$f" ] || { echo "FAIL: $f listed but missing"; exit 1; }
