@@ -32,8 +32,8 @@ lr_fail() {
 		lr_shell
 		lr_log "shell exited after a fatal error: rebooting"
 	else
-		lr_log "rebooting in 5 s (add rd.shell to the kernel command line for a shell)"
-		sleep 5
+		lr_log "rebooting in ${lr_faildelay:-5} s (add rd.shell to the kernel command line for a shell)"
+		sleep "${lr_faildelay:-5}"
 	fi
 	reboot -f
 	exit 1
@@ -42,7 +42,7 @@ lr_fail() {
 lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
-	lr_timeout=''
+	lr_timeout='' lr_faildelay=5
 	read -r cmdline </proc/cmdline
 	for arg in $cmdline; do
 		case $arg in
@@ -55,6 +55,7 @@ lr_parse_cmdline() {
 		rd.lazyroot.insecure) lr_insecure=1 ;;
 		rd.lazyroot.resolve=*) lr_resolve="$lr_resolve ${arg#*=}" ;;
 		rd.lazyroot.timeout=*) lr_timeout=${arg#*=} ;;
+		rd.lazyroot.faildelay=*) lr_faildelay=${arg#*=} ;;
 		ip=*) lr_ip=${arg#ip=} ;;
 		init=*) lr_init=${arg#init=} ;;
 		rd.shell) lr_rdshell=1 ;;
@@ -187,12 +188,13 @@ lr_start_daemon() {
 	# Started by its '@' name: systemd leaves processes whose argv[0]
 	# starts with '@' alone at shutdown (root storage daemons).
 	lr_fsid=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" --cache-dir "$LR_RUN/cache" \
-		"$@" "$lr_url")
+		"$@" "$lr_url" 2>"$LR_RUN/lazyrootd.err")
 	rc=$?
+	why=$(tail -n 1 "$LR_RUN/lazyrootd.err" 2>/dev/null)
 	case $rc in
 	0) ;;
-	1) lr_fail "lazyrootd refused $lr_url: bad configuration or an image that fails verification (reason above)" ;;
-	*) lr_fail "lazyrootd could not serve $lr_url (exit $rc; reason above)" ;;
+	1) lr_fail "lazyrootd refused $lr_url: ${why:-bad configuration or an image that fails verification}" ;;
+	*) lr_fail "lazyrootd could not serve $lr_url: ${why:-exit $rc}" ;;
 	esac
 	[ -n "$lr_fsid" ] || lr_fail "lazyrootd started but reported no fsid"
 }

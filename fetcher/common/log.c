@@ -10,6 +10,12 @@ static const char *log_ident = "lazyrootd";
 static int log_fd = -1;
 static int log_kmsg;
 static int log_max = LR_LOG_INFO;
+static char last_error[256];
+
+const char *lr_log_last_error(void)
+{
+	return last_error;
+}
 
 void lr_log_setup(const char *ident, int fd, int kmsg, int max_level)
 {
@@ -31,7 +37,7 @@ void lr_logv(int level, const char *fmt, va_list ap)
 	char line[512];
 	int n = 0;
 
-	if (level > log_max)
+	if (level > log_max && level > LR_LOG_ERR)
 		return;
 	if (log_kmsg)
 		n = snprintf(line, sizeof(line), "<%d>%s: ", level, log_ident);
@@ -42,6 +48,8 @@ void lr_logv(int level, const char *fmt, va_list ap)
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if (m < 0)
 		return;
+	if (level <= LR_LOG_ERR)
+		snprintf(last_error, sizeof(last_error), "%s", line + n);
 	size_t len = (size_t)n + (size_t)m;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2; /* truncated: still one whole line */

@@ -22,6 +22,9 @@ enum lr_log_level {
 /* fd: where lines go (-1: stderr). kmsg: prefix lines with "<prio>". */
 void lr_log_setup(const char *ident, int fd, int kmsg, int max_level);
 int lr_log_level(void);
+/* The last error logged (the message part), "" if none: what a failing
+ * daemon hands its caller as the one-line reason. */
+const char *lr_log_last_error(void);
 
 void lr_logv(int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));

@@ -147,13 +147,18 @@ static int daemonize(void)
 		int st;
 
 		close(p[1]);
-		n = read(p[0], buf, sizeof(buf));
-		if (n > 0) {
+		n = read(p[0], buf, sizeof(buf) - 1);
+		if (n > 0 && buf[0] != '!') {
 			if (write(STDOUT_FILENO, buf, (size_t)n) != n)
 				_exit(EXIT_RUNTIME);
 			_exit(0);
 		}
-		/* No readiness: the child failed and logged why. */
+		/* No readiness: the child failed, logged why, and sent its last
+		 * error ("!reason"): that line is the caller's one-line cause. */
+		if (n > 1) {
+			buf[n] = '\0';
+			fprintf(stderr, "%s", buf + 1);
+		}
 		if (waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) != 0)
 			_exit(WEXITSTATUS(st));
 		_exit(EXIT_RUNTIME);
@@ -161,6 +166,20 @@ static int daemonize(void)
 	close(p[0]);
 	setsid();
 	return p[1];
+}
+
+static int ready_fd = -1;
+
+/* Exit before readiness: tell a waiting parent why, in one line. */
+static int fail_exit(int code)
+{
+	if (ready_fd >= 0) {
+		char line[300];
+		int n = snprintf(line, sizeof(line), "!%s\n", lr_log_last_error());
+		if (n > 0 && write(ready_fd, line, (size_t)n) < 0)
+			_exit(code);
+	}
+	return code;
 }
 
 static int split_mirrors(char *list, struct lr_daemon_config *cfg)
@@ -332,7 +351,6 @@ int main(int argc, char **argv)
 	if (cfg.insecure)
 		log_warning("https certificates are NOT verified (--insecure); image signatures are");
 
-	int ready_fd = -1;
 	if (background) {
 		ready_fd = daemonize();
 		if (ready_fd < 0) {
@@ -346,12 +364,13 @@ int main(int argc, char **argv)
 	double t0 = mono_s();
 	r = lr_daemon_init(&d, &cfg);
 	if (r < 0)
-		return EXIT_RUNTIME;
+		return fail_exit(EXIT_RUNTIME);
 	r = lr_daemon_load_manifest(&d);
 	if (r < 0) {
 		lr_daemon_fini(&d);
-		return r == -EKEYREJECTED || r == -ENOKEY || r == -ESTALE || r == -EBADMSG ? EXIT_CONFIG
-											 : EXIT_RUNTIME;
+		return fail_exit(r == -EKEYREJECTED || r == -ENOKEY || r == -ESTALE || r == -EBADMSG
+					 ? EXIT_CONFIG
+					 : EXIT_RUNTIME);
 	}
 
 	if (verify_mode) {
@@ -375,7 +394,7 @@ int main(int argc, char **argv)
 	r = lr_cf_open_kernel(&d.cf, device, cachedir, tag);
 	if (r < 0) {
 		lr_daemon_fini(&d);
-		return EXIT_RUNTIME;
+		return fail_exit(EXIT_RUNTIME);
 	}
 	d.statusfd = lr_status_listen(tag);
 	if (d.statusfd < 0)

@@ -23,6 +23,7 @@ vm_require() {
 	DAEMON=$BUILD/static/fetcher/lazyrootd
 	[ -x "$DAEMON" ] || skip "static lazyrootd not built (make static)"
 	WORK=$(mktemp -d /tmp/lazyroot-vm.XXXXXX)
+	chmod 0755 "$WORK" # nginx workers run as nobody and serve copies made here
 	trap 'vm_cleanup' EXIT
 }
 

@@ -1,30 +1,64 @@
 #!/usr/bin/env bash
-# Failures end in one clear console line and a reboot, never a hang:
-#  1. no root=lazyroot: on the command line
-#  2. a source without an image description
-#  3. a RAM disk too small for a cache
-# Each guest must name the cause and then end itself (reboot -f with
-# QEMU's -no-reboot), well within the timeout.
+# Failures end in one clear console line, no mount, and a reboot; never a
+# hang:
+#  - no root=lazyroot: on the command line
+#  - a source without a manifest
+#  - a RAM disk too small for a cache
+#  - a manifest signed by a key the initramfs does not trust
+#  - a manifest whose signature does not match (edited after signing)
+#  - an image older than rd.lazyroot.minversion (rollback)
+# Each guest must name the cause and end itself (reboot -f with QEMU's
+# -no-reboot), well within the timeout.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_require
-vm_initramfs
+vm_fixture
 VM_TIMEOUT=60
+base="brd.rd_size=65536 rd.lazyroot.faildelay=0"
 
-check() { # NAME APPEND EXPECTED-REGEX
-	local log=$WORK/$1.log
-	vm_boot "$log" "$2"
-	if ! grep -qE "^lazyroot: FATAL: $3" "$log"; then
+check() { # NAME APPEND FATAL-REGEX [DAEMON-REGEX] [run-qemu args...]
+	local name=$1 append=$2 want=$3 why=${4:-} log=$WORK/$1.log
+	shift 4 || shift $#
+	vm_boot "$log" "$base $append" "$@"
+	if ! grep -qE "^lazyroot: FATAL: $want" "$log"; then
 		vm_show "$log"
-		fail "$1: expected a FATAL line matching /$3/"
+		fail "$name: expected a FATAL line matching /$want/"
 	fi
-	grep -qE '^lazyroot: rebooting' "$log" || fail "$1: no reboot announced"
-	note "$1: $(grep -E '^lazyroot: FATAL' "$log" | head -n 1) (guest ended after ${BOOT_WALL}s)"
+	if [ -n "$why" ] && ! grep -qE "$why" "$log"; then
+		vm_show "$log"
+		fail "$name: lazyrootd did not say /$why/"
+	fi
+	! grep -q 'erofs: (device erofs): mounted' "$log" || fail "$name: the image was mounted anyway"
+	grep -qE '^lazyroot: rebooting' "$log" || fail "$name: no reboot announced"
+	note "$name: $(grep -E '^lazyroot: FATAL' "$log" | head -n 1)"
+	[ -z "$why" ] || note "$name:   $(grep -oE "$why.*" "$log" | head -n 1)"
 }
 
-check no-root "brd.rd_size=65536" "no root=lazyroot:URL"
-check no-desc "root=lazyroot:file:///proc brd.rd_size=65536" "lazyrootd could not serve file:///proc"
-grep -q "lazyrootd: cannot read file:///proc/lazyroot.desc" "$WORK/no-desc.log" ||
-	fail "no-desc: lazyrootd did not say which file it could not read"
-check small-cache "root=lazyroot:file:///proc brd.rd_size=4096" "RAM disk is only 4096 KiB"
+vm_initramfs
+check no-root "" "no root=lazyroot:URL" ""
+check no-manifest "root=lazyroot:file:///proc" \
+	"lazyrootd could not serve file:///proc: cannot fetch lazyroot.manifest from any mirror" ""
+check small-cache "root=lazyroot:file:///proc brd.rd_size=4096 rd.lazyroot.faildelay=0" \
+	"RAM disk is only 4096 KiB" ""
+
+# Signed-image refusals, served over HTTP from copies of the fixture.
+mkdir -p "$WORK/badsig"
+cp -a "$FIX/pub/." "$WORK/badsig/"
+sed -i 's/^image-version 1$/image-version 9/' "$WORK/badsig/lazyroot.manifest"
+start_nginx "$FIX/pub" 1
+good_port=$HTTP_PORT
+start_nginx "$WORK/badsig" 2
+bad_port=$HTTP_PORT
+
+check bad-signature "root=lazyroot:http://10.0.2.100/" \
+	"lazyrootd refused http://10.0.2.100/: no acceptable manifest on any mirror \\(bad signature\\)" \
+	"manifest refused: bad signature" --guestfwd "$(fwd 10.0.2.100 80 "$bad_port")"
+check rollback "root=lazyroot:http://10.0.2.100/ rd.lazyroot.minversion=2" \
+	"lazyrootd refused .*\\(image version below the minimum \\(rollback\\)\\)" \
+	"image version 1 is below the minimum 2 \\(rollback\\)" \
+	--guestfwd "$(fwd 10.0.2.100 80 "$good_port")"
+vm_initramfs --key "$FIX/other-pub.pem"
+check wrong-key "root=lazyroot:http://10.0.2.100/" \
+	"lazyrootd refused .*\\(signed by a key that is not trusted\\)" \
+	"which is not among the 1 trusted keys" --guestfwd "$(fwd 10.0.2.100 80 "$good_port")"
 echo "PASS"
