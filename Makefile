@@ -5,7 +5,7 @@ UAPI := $(BUILD)/uapi
 # Static mbedTLS + libcurl (built once, cached outside the tree).
 DEPS ?= $(shell scripts/build-deps)
 
-.PHONY: all build host static setup test demo clean lint
+.PHONY: all build host static fuzz setup test demo clean lint
 
 all: build
 
@@ -33,6 +33,13 @@ $(BUILD)/static/build.ninja: $(UAPI)/.stamp
 
 static: $(BUILD)/static/build.ninja
 	ninja -C $(BUILD)/static --quiet
+
+$(BUILD)/fuzz/build.ninja:
+	CC=clang meson setup $(BUILD)/fuzz -Dtests=false -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Ddeps=$(DEPS)/host >/dev/null
+
+fuzz: $(BUILD)/fuzz/build.ninja
+	ninja -C $(BUILD)/fuzz --quiet
 
 setup:
 	scripts/setup

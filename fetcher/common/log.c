@@ -38,7 +38,7 @@ void lr_logv(int level, const char *fmt, va_list ap)
 	int n = 0;
 
 	if (level > log_max && level > LR_LOG_ERR)
-		return;
+		return; /* errors are always formatted: last_error keeps them */
 	if (log_kmsg)
 		n = snprintf(line, sizeof(line), "<%d>%s: ", level, log_ident);
 	else
@@ -50,6 +50,8 @@ void lr_logv(int level, const char *fmt, va_list ap)
 		return;
 	if (level <= LR_LOG_ERR)
 		snprintf(last_error, sizeof(last_error), "%s", line + n);
+	if (level > log_max)
+		return;
 	size_t len = (size_t)n + (size_t)m;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2; /* truncated: still one whole line */

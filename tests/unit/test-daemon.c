@@ -21,6 +21,7 @@
 #include <linux/cachefiles.h>
 
 #include "daemon.h"
+#include "fakedev.h"
 #include "lr-log.h"
 #include "publish.h"
 #include "tap.h"
@@ -29,88 +30,8 @@
 #define NCHUNKS 300u /* depth-2 tree */
 #define IMG_SIZE (NCHUNKS * CS)
 
-static uint32_t completed[256];
-static int ncompleted;
-
-static int fake_complete(int fd, uint32_t msg_id)
-{
-	if (fcntl(fd, F_GETFD) < 0)
-		return -1;
-	completed[ncompleted++ % 256] = msg_id;
-	return 0;
-}
-
-static struct lr_cf_ops fake_ops;
-static int kside;
 static char dir[] = "/tmp/lazyroot-td-XXXXXX";
 static uint8_t *img;
-
-static void send_open(uint32_t msg_id, uint32_t object_id, const char *vkey, const char *ckey,
-		      int fd)
-{
-	uint8_t buf[1024];
-	struct cachefiles_msg h = { .msg_id = msg_id, .opcode = CACHEFILES_OP_OPEN,
-				    .object_id = object_id };
-	struct cachefiles_open o = { .volume_key_size = (uint32_t)strlen(vkey) + 1,
-				     .cookie_key_size = (uint32_t)strlen(ckey),
-				     .fd = (uint32_t)fd };
-	size_t n = sizeof(h) + sizeof(o);
-
-	memcpy(buf + n, vkey, o.volume_key_size);
-	n += o.volume_key_size;
-	memcpy(buf + n, ckey, o.cookie_key_size);
-	n += o.cookie_key_size;
-	h.len = (uint32_t)n;
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), &o, sizeof(o));
-	if (write(kside, buf, n) != (ssize_t)n)
-		abort();
-}
-
-static void send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64_t len)
-{
-	struct {
-		struct cachefiles_msg h;
-		struct cachefiles_read r;
-	} m = { { .msg_id = msg_id, .opcode = CACHEFILES_OP_READ, .len = sizeof(m),
-		  .object_id = object_id },
-		{ .off = off, .len = len } };
-
-	if (write(kside, &m, sizeof(m)) != sizeof(m))
-		abort();
-}
-
-static const char *reply(void)
-{
-	static char buf[256];
-	ssize_t n = recv(kside, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
-}
-
-static int was_completed(uint32_t msg_id)
-{
-	for (int i = 0; i < ncompleted && i < 256; i++)
-		if (completed[i] == msg_id)
-			return 1;
-	return 0;
-}
-
-/* Drain the device, then run the loop until msg_id completes (<= 5 s). */
-static void serve(struct lr_daemon *d, uint32_t msg_id)
-{
-	int ep = epoll_create1(0);
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
-
-	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
-	lr_daemon_drain(d);
-	for (int i = 0; i < 500 && !was_completed(msg_id); i++) {
-		int t = lr_daemon_tick(d);
-		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
-	}
-	close(ep);
-}
 
 static void daemon_up(struct lr_daemon *d, const char *mirrors, const char *pubkey,
 		      uint64_t minver, unsigned read_timeout_ms)
@@ -129,20 +50,6 @@ static void daemon_up(struct lr_daemon *d, const char *mirrors, const char *pubk
 		abort();
 	free(pem);
 	if (lr_daemon_init(d, &cfg) < 0)
-		abort();
-}
-
-static void attach_fake_device(struct lr_daemon *d)
-{
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
-		abort();
-	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	kside = sv[1];
-	fake_ops = lr_cf_kernel_ops;
-	fake_ops.read_complete = fake_complete;
-	if (lr_cf_new(&d->cf, sv[0], &fake_ops) < 0)
 		abort();
 }
 
@@ -213,12 +120,12 @@ int main(void)
 	is(lr_daemon_load_manifest(&d), 0, "manifest verified");
 	is(d.img.nchunks, NCHUNKS, "chunks from the manifest");
 	is(d.img.m.depth, 2, "depth-2 tree");
-	attach_fake_device(&d);
+	fakedev_attach(&d);
 
 	int stray = memfd_create("stray", 0);
-	send_open(1, 10, "erofs,other", "other", stray);
+	fakedev_send_open(1, 10, "erofs,other", "other", stray);
 	lr_daemon_drain(&d);
-	ok(strcmp(reply(), "copen 1,-2") == 0, "unknown blob refused with -ENOENT");
+	ok(strcmp(fakedev_reply(), "copen 1,-2") == 0, "unknown blob refused with -ENOENT");
 	ok(fcntl(stray, F_GETFD) < 0, "refused object's anon fd closed");
 
 	int obj = memfd_create("obj", 0);
@@ -226,56 +133,56 @@ int main(void)
 		abort();
 	char vkey[128];
 	snprintf(vkey, sizeof(vkey), "erofs,%s", d.img.m.fsid);
-	send_open(2, 11, vkey, d.img.m.fsid, obj);
+	fakedev_send_open(2, 11, vkey, d.img.m.fsid, obj);
 	lr_daemon_drain(&d);
 	char want[64];
 	snprintf(want, sizeof(want), "copen 2,%u", IMG_SIZE);
-	ok(strcmp(reply(), want) == 0, "our blob opened with the image size");
+	ok(strcmp(fakedev_reply(), want) == 0, "our blob opened with the image size");
 
 	uint8_t *got = calloc(1, IMG_SIZE);
-	send_read(3, 11, 0, 4096);
-	serve(&d, 3);
-	ok(was_completed(3), "READ of chunk 0 completed");
+	fakedev_send_read(3, 11, 0, 4096);
+	fakedev_serve(&d, 3);
+	ok(fakedev_completed(3), "READ of chunk 0 completed");
 	ok(pread(obj, got, 4096, 0) == 4096 && memcmp(got, img, 4096) == 0,
 	   "chunk 0 written with the image bytes");
 	is(d.stats.nodes_fetched, 2, "top node and one leaf node fetched");
 	is(d.stats.node_bytes, 3 * 32 + 128 * 32, "metadata before the first data: 2 nodes");
 
 	corrupt_chunk(puba, 200);
-	send_read(4, 11, 199 * CS, 3 * CS); /* chunks 199..201, other leaf node */
-	serve(&d, 4);
-	ok(was_completed(4), "READ across a tampered chunk completed");
+	fakedev_send_read(4, 11, 199 * CS, 3 * CS); /* chunks 199..201, other leaf node */
+	fakedev_serve(&d, 4);
+	ok(fakedev_completed(4), "READ across a tampered chunk completed");
 	ok(pread(obj, got, IMG_SIZE, 0) == IMG_SIZE &&
 		   memcmp(got + 199 * CS, img + 199 * CS, 3 * CS) == 0,
 	   "tampered chunk on mirror A served intact from mirror B");
 	ok(d.stats.digest_mismatches >= 1, "the digest mismatch was seen");
 	is(d.stats.read_errors, 0, "no read errors");
 	lr_daemon_fini(&d);
-	close(kside);
+	fakedev_close();
 
 	/* ---- only the tampered mirror: EIO, nothing unverified written ---- */
 	snprintf(urls, sizeof(urls), "file://%s", puba);
 	daemon_up(&d, urls, pub, 0, 5000);
 	is(lr_daemon_load_manifest(&d), 0, "manifest from mirror A alone");
-	attach_fake_device(&d);
+	fakedev_attach(&d);
 	obj = memfd_create("obj2", 0);
 	if (ftruncate(obj, IMG_SIZE) < 0)
 		abort();
-	send_open(5, 12, vkey, d.img.m.fsid, obj);
+	fakedev_send_open(5, 12, vkey, d.img.m.fsid, obj);
 	lr_daemon_drain(&d);
-	reply();
-	send_read(6, 12, 200 * CS, CS);
-	serve(&d, 6);
-	ok(was_completed(6), "READ of the tampered chunk still completes");
+	fakedev_reply();
+	fakedev_send_read(6, 12, 200 * CS, CS);
+	fakedev_serve(&d, 6);
+	ok(fakedev_completed(6), "READ of the tampered chunk still completes");
 	is(d.stats.read_errors, 1, "... as a read error (the reader gets EIO)");
 	memset(got, 0xff, CS);
 	ok(pread(obj, got, CS, 200 * CS) == CS && got[0] == 0 && got[100] == 0,
 	   "nothing unverified was written into the cache");
-	send_read(7, 12, 0, 16 * CS);
-	serve(&d, 7);
-	ok(was_completed(7) && d.stats.read_errors == 1, "other chunks still served");
+	fakedev_send_read(7, 12, 0, 16 * CS);
+	fakedev_serve(&d, 7);
+	ok(fakedev_completed(7) && d.stats.read_errors == 1, "other chunks still served");
 	lr_daemon_fini(&d);
-	close(kside);
+	fakedev_close();
 
 	/* ---- a mirror that never answers: the READ deadline ---- */
 	int hole = socket(AF_INET, SOCK_STREAM, 0);
@@ -294,19 +201,19 @@ int main(void)
 	struct lr_transport_opts to = { .mirrors = hm, .nmirrors = 1, .timeout_ms = 5000 };
 	if (lr_transport_new(&d.tr, &to) < 0)
 		abort();
-	attach_fake_device(&d);
+	fakedev_attach(&d);
 	obj = memfd_create("obj3", 0);
 	if (ftruncate(obj, IMG_SIZE) < 0)
 		abort();
-	send_open(8, 13, vkey, d.img.m.fsid, obj);
+	fakedev_send_open(8, 13, vkey, d.img.m.fsid, obj);
 	lr_daemon_drain(&d);
-	reply();
-	send_read(9, 13, 0, CS);
-	serve(&d, 9);
-	ok(was_completed(9), "READ against a silent server completes");
+	fakedev_reply();
+	fakedev_send_read(9, 13, 0, CS);
+	fakedev_serve(&d, 9);
+	ok(fakedev_completed(9), "READ against a silent server completes");
 	is(d.stats.read_timeouts, 1, "... at its deadline, not the transport's");
 	lr_daemon_fini(&d);
-	close(kside);
+	fakedev_close();
 	close(hole);
 
 	free(got);

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+#include "fakedev.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/cachefiles.h>
+
+static uint32_t completed[256];
+static int ncompleted;
+static struct lr_cf_ops fake_ops;
+static int kside = -1;
+
+static int fake_complete(int fd, uint32_t msg_id)
+{
+	if (fcntl(fd, F_GETFD) < 0)
+		return -1; /* completing on a closed fd: a real bug */
+	completed[ncompleted++ % 256] = msg_id;
+	return 0;
+}
+
+void fakedev_attach(struct lr_daemon *d)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
+		abort();
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	kside = sv[1];
+	fake_ops = lr_cf_kernel_ops;
+	fake_ops.read_complete = fake_complete;
+	if (lr_cf_new(&d->cf, sv[0], &fake_ops) < 0)
+		abort();
+}
+
+void fakedev_close(void)
+{
+	if (kside >= 0)
+		close(kside);
+	kside = -1;
+}
+
+void fakedev_send_open(uint32_t msg_id, uint32_t object_id, const char *vkey, const char *ckey,
+		       int fd)
+{
+	uint8_t buf[1024];
+	struct cachefiles_msg h = { .msg_id = msg_id, .opcode = CACHEFILES_OP_OPEN,
+				    .object_id = object_id };
+	struct cachefiles_open o = { .volume_key_size = (uint32_t)strlen(vkey) + 1,
+				     .cookie_key_size = (uint32_t)strlen(ckey),
+				     .fd = (uint32_t)fd };
+	size_t n = sizeof(h) + sizeof(o);
+
+	memcpy(buf + n, vkey, o.volume_key_size);
+	n += o.volume_key_size;
+	memcpy(buf + n, ckey, o.cookie_key_size);
+	n += o.cookie_key_size;
+	h.len = (uint32_t)n;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &o, sizeof(o));
+	if (write(kside, buf, n) != (ssize_t)n)
+		abort();
+}
+
+void fakedev_send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64_t len)
+{
+	struct {
+		struct cachefiles_msg h;
+		struct cachefiles_read r;
+	} m = { { .msg_id = msg_id, .opcode = CACHEFILES_OP_READ, .len = sizeof(m),
+		  .object_id = object_id },
+		{ .off = off, .len = len } };
+
+	if (write(kside, &m, sizeof(m)) != sizeof(m))
+		abort();
+}
+
+const char *fakedev_reply(void)
+{
+	static char buf[256];
+	ssize_t n = recv(kside, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+int fakedev_completed(uint32_t msg_id)
+{
+	for (int i = 0; i < ncompleted && i < 256; i++)
+		if (completed[i] == msg_id)
+			return 1;
+	return 0;
+}
+
+void fakedev_serve(struct lr_daemon *d, uint32_t msg_id)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	lr_daemon_drain(d);
+	for (int i = 0; i < 500 && !fakedev_completed(msg_id); i++) {
+		int t = lr_daemon_tick(d);
+		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+	}
+	close(ep);
+}
+
+int fakedev_open_image(struct lr_daemon *d, uint32_t msg_id, uint32_t object_id)
+{
+	char vkey[128];
+	int obj = memfd_create("obj", 0);
+
+	if (obj < 0 || ftruncate(obj, (off_t)d->img.m.image_size) < 0)
+		abort();
+	snprintf(vkey, sizeof(vkey), "erofs,%s", d->img.m.fsid);
+	fakedev_send_open(msg_id, object_id, vkey, d->img.m.fsid, obj);
+	lr_daemon_drain(d);
+	fakedev_reply();
+	return obj;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fake /dev/cachefiles for unit tests: a SOCK_SEQPACKET socketpair (one
+ * message per read, like the device), memfds as anon fds, READ_COMPLETE
+ * recorded instead of issued.
+ */
+#ifndef LR_FAKEDEV_H
+#define LR_FAKEDEV_H
+
+#include <stdint.h>
+
+#include "daemon.h"
+
+/* Give d a backend on a fresh fake device. */
+void fakedev_attach(struct lr_daemon *d);
+void fakedev_send_open(uint32_t msg_id, uint32_t object_id, const char *vkey, const char *ckey,
+		       int fd);
+void fakedev_send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64_t len);
+/* What the daemon wrote back (a copen line), or "". */
+const char *fakedev_reply(void);
+int fakedev_completed(uint32_t msg_id);
+/* Drain the device, then run the loop until msg_id completes (<= 5 s). */
+void fakedev_serve(struct lr_daemon *d, uint32_t msg_id);
+/* Open the daemon's image as object `object_id` on a new memfd; returns it. */
+int fakedev_open_image(struct lr_daemon *d, uint32_t msg_id, uint32_t object_id);
+void fakedev_close(void);
+
+#endif
