@@ -53,6 +53,7 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	d->epfd = d->sigfd = d->statusfd = -1;
 	d->min_version = cfg->min_version;
 	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
+	d->last_end = UINT64_MAX;
 	r = lr_transport_new(&d->tr, &o);
 	if (r < 0)
 		return log_error_errno(r, "transport setup");
@@ -519,13 +520,15 @@ static void schedule_reads(struct lr_daemon *d)
 			schedule_read(d, &d->reads[i]);
 }
 
-/* Sequential readers get the next chunks fetched before they ask, while
- * at least half of the job table stays free for demand reads. */
-static void schedule_readahead(struct lr_daemon *d, uint64_t c0, uint64_t c1)
+/* A reader whose READ starts where its previous one ended is streaming:
+ * fetch the next chunks before it asks, while at least half of the job
+ * table stays free for demand reads. Isolated reads (mount, exec, random
+ * access) fetch nothing extra. */
+static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, uint64_t c1)
 {
-	int sequential = c0 == d->last_c1 || c0 == d->last_c1 + 1;
+	int sequential = off == d->last_end;
 
-	d->last_c1 = c1;
+	d->last_end = end;
 	if (!sequential)
 		return;
 	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
@@ -603,9 +606,9 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 	r->deadline_ms = now_ms() + d->read_timeout_ms;
 	log_debug("READ %" PRIu32 ": %" PRIu64 "+%" PRIu64 " (chunks %" PRIu64 "-%" PRIu64 ")",
 		  req->msg_id, req->off, req->len, r->c0, r->c1);
-	uint64_t c0 = r->c0, c1 = r->c1;
+	uint64_t off = r->off, rend = r->end, c1 = r->c1;
 	schedule_read(d, r);
-	schedule_readahead(d, c0, c1);
+	schedule_readahead(d, off, rend, c1);
 	return 0;
 }
 

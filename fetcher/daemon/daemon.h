@@ -82,7 +82,7 @@ struct lr_daemon {
 	uint32_t object_id;
 	struct lr_read reads[LR_READS_MAX];
 	struct lr_job jobs[LR_FETCH_SLOTS];
-	uint64_t last_c1;
+	uint64_t last_end; /* where the previous READ ended: streaming detection */
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
 	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
 	uint64_t chunk_clock;

@@ -75,72 +75,28 @@ vm_initramfs() {
 		fail "initramfs build failed"
 }
 
-# A free TCP port on 127.0.0.1.
+# shellcheck source=scripts/servers.sh
+. "$VM_TOP/scripts/servers.sh"
+
 free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 30000))
-		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-	fail "no free port"
+	lr_free_port || fail "no free port"
 }
 
-# start_nginx DIR: serve DIR on 127.0.0.1:$HTTP_PORT (http) and
-# $HTTPS_PORT (https, certificate for lazyroot.test from a CA made now:
-# $WORK/ca.pem). Stopped by vm_cleanup.
+# start_nginx DIR [N]: serve DIR on 127.0.0.1:$HTTP_PORT (http) and
+# $HTTPS_PORT (https for lazyroot.test, CA in $WORK/ca.pem); state in
+# $WORK/nginxN. Stopped by vm_cleanup.
 start_nginx() {
-	local dir=$1 n=${2:-1}
+	local n=${2:-1}
 	command -v nginx >/dev/null || skip "nginx not installed (scripts/setup)"
+	lr_test_ca "$WORK" || fail "cannot make the test CA"
 	mkdir -p "$WORK/nginx$n"
-	if [ ! -s "$WORK/ca.pem" ]; then
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-			-subj "/CN=lazyroot test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=lazyroot.test" \
-			-keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
-		printf 'subjectAltName=DNS:lazyroot.test\n' >"$WORK/san.ext"
-		openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-			-CAcreateserial -days 2 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
-	fi
-	HTTP_PORT=$(free_port)
-	HTTPS_PORT=$(free_port)
-	cat >"$WORK/nginx$n/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx$n/nginx.pid;
-error_log $WORK/nginx$n/error.log;
-events { worker_connections 128; }
-http {
-	access_log $WORK/nginx$n/access.log;
-	client_body_temp_path $WORK/nginx$n;
-	proxy_temp_path $WORK/nginx$n;
-	fastcgi_temp_path $WORK/nginx$n;
-	uwsgi_temp_path $WORK/nginx$n;
-	scgi_temp_path $WORK/nginx$n;
-	default_type application/octet-stream;
-	server { listen 127.0.0.1:$HTTP_PORT; root $dir; }
-	server {
-		listen 127.0.0.1:$HTTPS_PORT ssl;
-		server_name lazyroot.test;
-		ssl_certificate $WORK/server.pem;
-		ssl_certificate_key $WORK/server.key;
-		root $dir;
-	}
-}
-CONF
-	nginx -c "$WORK/nginx$n/nginx.conf" -p "$WORK/nginx$n" >"$WORK/nginx$n/stderr" 2>&1 &
-	VM_PIDS="${VM_PIDS:-} $!"
-	for _ in $(seq 50); do
-		curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/lazyroot.manifest" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	cat "$WORK/nginx$n/stderr" "$WORK/nginx$n/error.log" 2>/dev/null
-	fail "nginx did not start"
+	cp "$WORK"/ca.pem "$WORK"/server.pem "$WORK"/server.key "$WORK/nginx$n/"
+	lr_nginx_start "$1" "$WORK/nginx$n" || fail "nginx did not start"
+	VM_PIDS="${VM_PIDS:-} $NGINX_PID"
 }
 
-# A guestfwd rule: guest connections to IP:PORT reach 127.0.0.1:HOSTPORT,
-# one relay process per connection (the tcp: form connects only once).
 fwd() {
-	echo "tcp:$1:$2-cmd:socat - TCP:127.0.0.1:$3"
+	lr_fwd "$@"
 }
 
 # vm_boot LOG APPEND [run-qemu args...]: boot, wait for the guest to end.

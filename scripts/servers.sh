@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Local servers for the demo and the tests, on 127.0.0.1 only. Sourced.
+
+# A free TCP port on 127.0.0.1.
+lr_free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 30000))
+		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# lr_test_ca DIR: a throw-away CA (DIR/ca.pem) and a certificate for
+# lazyroot.test signed by it (DIR/server.pem, DIR/server.key).
+lr_test_ca() {
+	local d=$1
+	[ -s "$d/ca.pem" ] && return 0
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=lazyroot test CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=lazyroot.test" \
+			-keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null &&
+		printf 'subjectAltName=DNS:lazyroot.test\n' >"$d/san.ext" &&
+		openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+			-CAcreateserial -days 2 -extfile "$d/san.ext" -out "$d/server.pem" 2>/dev/null
+}
+
+# lr_nginx_start ROOT STATEDIR: serve ROOT on 127.0.0.1:$HTTP_PORT (http)
+# and $HTTPS_PORT (https with STATEDIR's test certificate, lr_test_ca).
+# Sets NGINX_PID; the caller stops it. Returns non-zero if it won't start.
+lr_nginx_start() {
+	local root=$1 s=$2
+	mkdir -p "$s"
+	lr_test_ca "$s" || return 1
+	HTTP_PORT=$(lr_free_port) && HTTPS_PORT=$(lr_free_port) || return 1
+	cat >"$s/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $s/nginx.pid;
+error_log $s/error.log;
+events { worker_connections 128; }
+http {
+	access_log $s/access.log;
+	client_body_temp_path $s;
+	proxy_temp_path $s;
+	fastcgi_temp_path $s;
+	uwsgi_temp_path $s;
+	scgi_temp_path $s;
+	default_type application/octet-stream;
+	server { listen 127.0.0.1:$HTTP_PORT; root $root; }
+	server {
+		listen 127.0.0.1:$HTTPS_PORT ssl;
+		server_name lazyroot.test;
+		ssl_certificate $s/server.pem;
+		ssl_certificate_key $s/server.key;
+		root $root;
+	}
+}
+CONF
+	nginx -c "$s/nginx.conf" -p "$s" >"$s/stderr" 2>&1 &
+	NGINX_PID=$!
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null && return 0
+		kill -0 "$NGINX_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$s/stderr" "$s/error.log" 2>/dev/null >&2
+	return 1
+}
+
+# A QEMU guestfwd rule: guest connections to IP:PORT reach
+# 127.0.0.1:HOSTPORT, one relay process per connection (the tcp: form of
+# guestfwd connects only once).
+lr_fwd() {
+	echo "tcp:$1:$2-cmd:socat - TCP:127.0.0.1:$3"
+}
