@@ -5,13 +5,20 @@ UAPI := $(BUILD)/uapi
 # Static mbedTLS + libcurl (built once, cached outside the tree).
 DEPS ?= $(shell scripts/build-deps)
 
-.PHONY: all build host static fuzz setup test demo clean lint
+.PHONY: all build host static fuzz setup test demo clean lint FORCE
 
 all: build
 
+# Build directories remember the dependency prefix they were configured
+# with; new pins (a new prefix) start them afresh.
+$(BUILD)/.deps: FORCE
+	@mkdir -p $(BUILD)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(DEPS)" ]; then \
+		rm -rf $(BUILD)/host $(BUILD)/static $(BUILD)/fuzz; echo "$(DEPS)" >$@; fi
+
 build: host static
 
-$(BUILD)/host/build.ninja:
+$(BUILD)/host/build.ninja: $(BUILD)/.deps
 	meson setup $(BUILD)/host -Db_sanitize=address,undefined -Dwerror=true \
 		-Ddeps=$(DEPS)/host >/dev/null
 
@@ -26,7 +33,7 @@ $(UAPI)/.stamp:
 	ln -sfn /usr/include/asm-generic $(UAPI)/asm-generic
 	touch $@
 
-$(BUILD)/static/build.ninja: $(UAPI)/.stamp
+$(BUILD)/static/build.ninja: $(UAPI)/.stamp $(BUILD)/.deps
 	CC=musl-gcc meson setup $(BUILD)/static -Dstatic_daemon=true -Dtests=false \
 		-Dbuildtype=minsize -Db_lto=true -Dwerror=true -Duapi_headers=$(abspath $(UAPI)) \
 		-Ddeps=$(DEPS)/musl >/dev/null
@@ -34,7 +41,7 @@ $(BUILD)/static/build.ninja: $(UAPI)/.stamp
 static: $(BUILD)/static/build.ninja
 	ninja -C $(BUILD)/static --quiet
 
-$(BUILD)/fuzz/build.ninja:
+$(BUILD)/fuzz/build.ninja: $(BUILD)/.deps
 	CC=clang meson setup $(BUILD)/fuzz -Dtests=false -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Ddeps=$(DEPS)/host >/dev/null
 

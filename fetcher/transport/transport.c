@@ -7,8 +7,11 @@
  */
 #include "transport.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -35,6 +38,7 @@ struct slot {
 	uint8_t *buf;
 	size_t len;
 	int overflow;
+	int curlcode;  /* of the last transfer, for the log */
 	int file_err;  /* file:// read done at start(); finished in run() */
 	int file_done;
 };
@@ -164,6 +168,66 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp)
 	return len;
 }
 
+/*
+ * Resolve a mirror's host now and pin the answer (CURLOPT_RESOLVE). After
+ * switch_root our root directory is the deleted initramfs: /etc/hosts and
+ * /etc/resolv.conf are gone for us, so a lookup then would fail. Hosts the
+ * caller pinned already, IP literals and file:// need nothing.
+ */
+static void pin_host(struct lr_transport *t, const char *url)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *scheme = NULL;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char entry[512], addr[INET6_ADDRSTRLEN + 2];
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		goto out;
+	if (strcmp(scheme, "file") == 0 || host[0] == '[' || inet_pton(AF_INET, host, buf) == 1)
+		goto out;
+	int n = snprintf(entry, sizeof(entry), "%s:%s:", host, port);
+	for (struct curl_slist *l = t->resolve; l; l = l->next)
+		if (strncmp(l->data, entry, (size_t)n) == 0 || (l->data[0] == '+' &&
+								 strncmp(l->data + 1, entry, (size_t)n) == 0))
+			goto out;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
+		log_warning("cannot resolve %s now; it will not resolve after switch_root either "
+			    "(use --resolve)", host);
+		goto out;
+	}
+	for (struct addrinfo *a = res; a && n < (int)sizeof(entry) - 64; a = a->ai_next) {
+		const void *ip = a->ai_family == AF_INET
+					 ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+					 : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+		if (!inet_ntop(a->ai_family, ip, addr + 1, INET6_ADDRSTRLEN))
+			continue;
+		if (a->ai_family == AF_INET6) {
+			addr[0] = '[';
+			strcat(addr, "]");
+		}
+		n += snprintf(entry + n, sizeof(entry) - (size_t)n, "%s%s",
+			      entry[n - 1] == ':' ? "" : ",", a->ai_family == AF_INET6 ? addr : addr + 1);
+	}
+	if (entry[n - 1] != ':') {
+		struct curl_slist *l = curl_slist_append(t->resolve, entry);
+		if (l) {
+			t->resolve = l;
+			log_info("pinned %s", entry);
+		}
+	}
+out:
+	if (res)
+		freeaddrinfo(res);
+	curl_free(host);
+	curl_free(port);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+}
+
 int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o)
 {
 	struct lr_transport *t;
@@ -216,6 +280,8 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 		}
 		t->resolve = n;
 	}
+	for (unsigned i = 0; i < t->nmirrors; i++)
+		pin_host(t, t->mirrors[i]);
 	if (o->ca_pem && o->ca_len) {
 		t->ca.data = (void *)o->ca_pem;
 		t->ca.len = o->ca_len;
@@ -328,6 +394,8 @@ static CURL *get_easy(struct lr_transport *t)
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "lazyrootd/0.1");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Never forget an answer: after switch_root we can look nothing up. */
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, -1L);
 	/* 1468 fills a 1500-byte MTU: ~3x faster than 512-byte blocks. */
 	curl_easy_setopt(e, CURLOPT_TFTP_BLKSIZE, 1468L);
 	if (t->resolve)
@@ -469,8 +537,11 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 		return;
 	}
 	free(buf);
-	log_warning("fetch %s from %s: %s (attempt %u of %u)", s->name, t->mirrors[s->mirror],
-		    strerror(-err), s->attempts + 1, t->attempts);
+	log_warning("fetch %s from %s: %s%s%s (attempt %u of %u)", s->name, t->mirrors[s->mirror],
+		    strerror(-err), s->curlcode ? ": " : "",
+		    s->curlcode ? curl_easy_strerror((CURLcode)s->curlcode) : "", s->attempts + 1,
+		    t->attempts);
+	s->curlcode = 0;
 	s->attempts++;
 	if (s->attempts >= t->attempts || !lr_transport_retryable(err)) {
 		lr_fetch_done_fn done = s->done;
@@ -553,6 +624,7 @@ static void check_done(struct lr_transport *t)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		int err = lr_transport_errno(m->data.result, status, t->mirrors[s->mirror]);
+		s->curlcode = m->data.result;
 		if (s->overflow)
 			err = -EFBIG;
 		finish(t, s, err);

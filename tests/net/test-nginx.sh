@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lazyrootd's transport against nginx on 127.0.0.1: HTTP, HTTPS with a CA
-# made now (and refused without it), a dead first mirror (failover), and a
+# made now (and refused without it), host names pinned at start, a dead
+# first mirror (failover), and a
 # mirror that tampers with chunks (every bad answer refused, the image
 # still verifies from the good mirror).
 # shellcheck source=tests/net/lib.sh
@@ -17,6 +18,13 @@ if "$LAZYROOTD" verify --key "$FIX/pub.pem" --fetch-timeout 2 \
 fi
 grep -q "Key was rejected\|certificate" "$WORK/noca.err" || { cat "$WORK/noca.err"; fail "no certificate error reported"; }
 note "https without the CA: refused ($(grep -m1 -o 'fetch lazyroot.manifest.*' "$WORK/noca.err"))"
+
+# A host name is resolved once at start and pinned (after switch_root the
+# daemon can resolve nothing: its /etc is gone).
+"$LAZYROOTD" verify --key "$FIX/pub.pem" "http://localhost:$http" >/dev/null 2>"$WORK/pin.err" ||
+	{ cat "$WORK/pin.err"; fail "verify via localhost failed"; }
+grep -q "pinned localhost:$http:" "$WORK/pin.err" || { cat "$WORK/pin.err"; fail "localhost was not pinned"; }
+note "$(grep -o "pinned localhost.*" "$WORK/pin.err")"
 
 dead=$(free_port)
 verify_source "http://127.0.0.1:$dead,http://127.0.0.1:$http"
