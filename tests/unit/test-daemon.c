@@ -114,6 +114,19 @@ int main(void)
 	is(lr_daemon_load_manifest(&d), -ESTALE, "manifest older than --min-version refused");
 	lr_daemon_fini(&d);
 
+	/* Key rotation: with the old and the new key trusted, a manifest
+	 * signed by either is accepted. */
+	daemon_up(&d, urls, pub2, 0, 5000);
+	{
+		char *pem;
+		size_t len;
+		if (lr_slurp(pub, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d.keys, pem, len) < 0)
+			abort();
+		free(pem);
+	}
+	is(lr_daemon_load_manifest(&d), 0, "manifest accepted with two trusted keys (rotation)");
+	lr_daemon_fini(&d);
+
 	/* ---- serving from two mirrors, A tampered ---- */
 	snprintf(urls, sizeof(urls), "file://%s,file://%s", puba, pubb);
 	daemon_up(&d, urls, pub, 3, 5000);
@@ -147,6 +160,14 @@ int main(void)
 	   "chunk 0 written with the image bytes");
 	is(d.stats.nodes_fetched, 2, "top node and one leaf node fetched");
 	is(d.stats.node_bytes, 3 * 32 + 128 * 32, "metadata before the first data: 2 nodes");
+
+	/* Two READs inside one chunk that is not there yet: one fetch. */
+	uint64_t before = d.stats.chunks_fetched;
+	fakedev_send_read(20, 11, 50 * CS, CS);
+	fakedev_send_read(21, 11, 50 * CS, CS); /* the same pages again */
+	fakedev_serve(&d, 21);
+	ok(fakedev_completed(20) && fakedev_completed(21), "two READs of one chunk completed");
+	is(d.stats.chunks_fetched - before, 1, "... with one fetch of that chunk");
 
 	corrupt_chunk(puba, 200);
 	fakedev_send_read(4, 11, 199 * CS, 3 * CS); /* chunks 199..201, other leaf node */
