@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lr-file.h"
 #include "publish.h"
 
 extern char **environ;
@@ -197,7 +198,7 @@ int main(int argc, char **argv)
 		if (nargs != 1)
 			return usage(2);
 		snprintf(path, sizeof(path), "%s/%s", args[0], LR_MANIFEST_NAME);
-		r = lr_slurp(path, LR_MANIFEST_MAX, &text, &len);
+		r = lr_read_file(path, LR_MANIFEST_MAX, &text, &len);
 		if (r < 0) {
 			fprintf(stderr, "lazyroot-image: cannot read %s: %s\n", path, strerror(-r));
 			return 1;

@@ -12,39 +12,10 @@
 
 #include <mbedtls/base64.h>
 
+#include "lr-file.h"
 #include "sign.h"
 
 #define ERR(...) fprintf(stderr, "lazyroot-image: " __VA_ARGS__)
-
-int lr_slurp(const char *path, size_t max, char **out, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || st.st_size < 0 || (size_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	char *buf = malloc((size_t)st.st_size + 1);
-	size_t done = 0;
-	while (buf && done < (size_t)st.st_size) {
-		ssize_t n = pread(fd, buf + done, (size_t)st.st_size - done, (off_t)done);
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	close(fd);
-	if (!buf || done != (size_t)st.st_size) {
-		free(buf);
-		return -EIO;
-	}
-	buf[done] = '\0';
-	*out = buf;
-	*len = done;
-	return 0;
-}
 
 static int mkdir_p(const char *path)
 {
@@ -288,7 +259,7 @@ static int read_manifest(const char *outdir, char **text, size_t *len, struct lr
 	const char *why = "";
 
 	snprintf(path, sizeof(path), "%s/%s", outdir, LR_MANIFEST_NAME);
-	int r = lr_slurp(path, LR_MANIFEST_MAX, text, len);
+	int r = lr_read_file(path, LR_MANIFEST_MAX, text, len);
 	if (r < 0) {
 		ERR("cannot read %s: %s\n", path, strerror(-r));
 		return r;
@@ -343,7 +314,7 @@ int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 	size_t len, plen;
 	int r;
 
-	r = lr_slurp(pubkey_path, 64 * 1024, &pem, &plen);
+	r = lr_read_file(pubkey_path, 64 * 1024, &pem, &plen);
 	if (r < 0) {
 		ERR("cannot read %s: %s\n", pubkey_path, strerror(-r));
 		return r;

@@ -39,7 +39,4 @@ int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet);
 /* Make a P-256 key pair: KEY (private, mode 0600) and PUB. */
 int lr_keygen(const char *key_path, const char *pub_path);
 
-/* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
-int lr_slurp(const char *path, size_t max, char **out, size_t *len);
-
 #endif

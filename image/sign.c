@@ -12,6 +12,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 
+#include "lr-file.h"
 #include "publish.h"
 #include "sign.h"
 
@@ -38,7 +39,7 @@ static int load_private(mbedtls_pk_context *pk, const char *path, struct rng *g)
 {
 	char *pem;
 	size_t len;
-	int r = lr_slurp(path, 64 * 1024, &pem, &len);
+	int r = lr_read_file(path, 64 * 1024, &pem, &len);
 
 	if (r < 0) {
 		fprintf(stderr, "lazyroot-image: cannot read key %s: %s\n", path, strerror(-r));

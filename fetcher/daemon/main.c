@@ -25,13 +25,15 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "lr-file.h"
 #include "lr-log.h"
 #include "lr-util.h"
 
 enum { EXIT_CONFIG = 1, EXIT_RUNTIME = 2 };
 
 /* Largest key or CA bundle file we read: Debian's whole CA bundle is about
- * 220 KB; a key is a few hundred bytes. */
+ * 220 KB; a key is a few hundred bytes. Everything is read before
+ * switch_root, which deletes the initramfs these files live in. */
 #define FILE_MAX (1024u * 1024u)
 
 static void usage(FILE *f)
@@ -80,39 +82,6 @@ static int status_main(int argc, char **argv)
 		log_error_errno(r, "no lazyrootd answering for tag %s", tag);
 		return EXIT_RUNTIME;
 	}
-	return 0;
-}
-
-/* Read a whole small file (keys, CA bundle): everything is read before
- * switch_root, which deletes the initramfs they live in. */
-static int read_file(const char *path, char **out, size_t *len)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0)
-		return lr_neg_errno();
-	if (fstat(fd, &st) < 0)
-		return lr_neg_errno();
-	if (st.st_size < 0 || (size_t)st.st_size > FILE_MAX)
-		return -EFBIG;
-	char *buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	size_t done = 0;
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(buf);
-			return n < 0 ? lr_neg_errno() : -EIO;
-		}
-		done += (size_t)n;
-	}
-	buf[done] = '\0';
-	*out = buf;
-	*len = done;
 	return 0;
 }
 
@@ -326,7 +295,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nkeys; i++) {
 		char *pem;
 		size_t len;
-		r = read_file(keyfiles[i], &pem, &len);
+		r = lr_read_file(keyfiles[i], FILE_MAX, &pem, &len);
 		if (r < 0) {
 			log_error_errno(r, "cannot read key %s", keyfiles[i]);
 			return EXIT_CONFIG;
@@ -341,7 +310,7 @@ int main(int argc, char **argv)
 	}
 	char *ca = NULL;
 	if (cafile) {
-		r = read_file(cafile, &ca, &cfg.ca_len);
+		r = lr_read_file(cafile, FILE_MAX, &ca, &cfg.ca_len);
 		if (r < 0) {
 			log_error_errno(r, "cannot read CA bundle %s", cafile);
 			return EXIT_CONFIG;

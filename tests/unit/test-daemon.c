@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "fakedev.h"
 #include "lr-log.h"
+#include "lr-file.h"
 #include "publish.h"
 #include "tap.h"
 
@@ -46,7 +47,7 @@ static void daemon_up(struct lr_daemon *d, const char *mirrors, const char *pubk
 	snprintf(urls, sizeof(urls), "%s", mirrors);
 	for (char *u = strtok_r(urls, ",", &save); u; u = strtok_r(NULL, ",", &save))
 		cfg.mirrors[cfg.nmirrors++] = u;
-	if (lr_slurp(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
+	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
 		abort();
 	free(pem);
 	if (lr_daemon_init(d, &cfg) < 0)
@@ -120,7 +121,7 @@ int main(void)
 	{
 		char *pem;
 		size_t len;
-		if (lr_slurp(pub, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d.keys, pem, len) < 0)
+		if (lr_read_file(pub, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d.keys, pem, len) < 0)
 			abort();
 		free(pem);
 	}
@@ -186,12 +187,7 @@ int main(void)
 	daemon_up(&d, urls, pub, 0, 5000);
 	is(lr_daemon_load_manifest(&d), 0, "manifest from mirror A alone");
 	fakedev_attach(&d);
-	obj = memfd_create("obj2", 0);
-	if (ftruncate(obj, IMG_SIZE) < 0)
-		abort();
-	fakedev_send_open(5, 12, vkey, d.img.m.fsid, obj);
-	lr_daemon_drain(&d);
-	fakedev_reply();
+	obj = fakedev_open_image(&d, 5, 12);
 	fakedev_send_read(6, 12, 200 * CS, CS);
 	fakedev_serve(&d, 6);
 	ok(fakedev_completed(6), "READ of the tampered chunk still completes");
@@ -223,12 +219,7 @@ int main(void)
 	if (lr_transport_new(&d.tr, &to) < 0)
 		abort();
 	fakedev_attach(&d);
-	obj = memfd_create("obj3", 0);
-	if (ftruncate(obj, IMG_SIZE) < 0)
-		abort();
-	fakedev_send_open(8, 13, vkey, d.img.m.fsid, obj);
-	lr_daemon_drain(&d);
-	fakedev_reply();
+	fakedev_open_image(&d, 8, 13);
 	fakedev_send_read(9, 13, 0, CS);
 	fakedev_serve(&d, 9);
 	ok(fakedev_completed(9), "READ against a silent server completes");

@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "fakedev.h"
 #include "lr-log.h"
+#include "lr-file.h"
 #include "publish.h"
 #include "tap.h"
 
@@ -49,7 +50,7 @@ static void measure(uint64_t size, const char *label, const char *key, const cha
 	snprintf(url, sizeof(url), "file://%s", out);
 	cfg.mirrors[0] = url;
 	cfg.nmirrors = 1;
-	if (lr_slurp(pub, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d.keys, pem, len) < 0)
+	if (lr_read_file(pub, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d.keys, pem, len) < 0)
 		abort();
 	free(pem);
 	if (lr_daemon_init(&d, &cfg) < 0 || lr_daemon_load_manifest(&d) < 0)

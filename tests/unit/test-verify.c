@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lr-file.h"
 #include "publish.h"
 #include "tap.h"
 #include "verify.h"
@@ -99,18 +100,18 @@ int main(void)
 	ok(lr_verify_dir(out, pub2, 1) < 0, "verify_dir with another key fails");
 
 	snprintf(mpath, sizeof(mpath), "%s/%s", out, LR_MANIFEST_NAME);
-	is(lr_slurp(mpath, 8192, &text, &len), 0, "manifest readable");
+	is(lr_read_file(mpath, 8192, &text, &len), 0, "manifest readable");
 	is(lr_manifest_parse(text, len, &m, NULL), 0, "manifest parses");
 	is(m.image_version, 5, "version");
 	is(m.image_size, 300 * 4096, "size");
 	is(m.depth, 2, "depth");
 	ok(strncmp(m.fsid, "lr-", 3) == 0 && strlen(m.fsid) == LR_FSID_LEN, "fsid form");
 
-	is(lr_slurp(pub, 8192, &pem, &plen), 0, "public key readable");
+	is(lr_read_file(pub, 8192, &pem, &plen), 0, "public key readable");
 	is(lr_keyring_add_pem(&kr, pem, plen), 0, "public key loads");
 	free(pem);
 	is(lr_manifest_verify(&kr, text, &m), 0, "signature verifies");
-	is(lr_slurp(pub2, 8192, &pem, &plen), 0, "second public key readable");
+	is(lr_read_file(pub2, 8192, &pem, &plen), 0, "second public key readable");
 	is(lr_keyring_add_pem(&kr2, pem, plen), 0, "second key loads");
 	free(pem);
 	is(lr_manifest_verify(&kr2, text, &m), -ENOKEY, "not signed by an untrusted key");
@@ -157,7 +158,7 @@ int main(void)
 	/* re-signing with a new version and the second key */
 	is(lr_resign(out, key2, 9), 0, "re-sign with key 2 as version 9");
 	free(text);
-	is(lr_slurp(mpath, 8192, &text, &len), 0, "re-signed manifest readable");
+	is(lr_read_file(mpath, 8192, &text, &len), 0, "re-signed manifest readable");
 	is(lr_manifest_parse(text, len, &m, NULL), 0, "re-signed manifest parses");
 	is(m.image_version, 9, "new version");
 	is(lr_manifest_verify(&kr2, text, &m), 0, "verifies with key 2");
