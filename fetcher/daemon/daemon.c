@@ -428,8 +428,8 @@ static void job_children(struct lr_daemon *d, uint32_t level, uint64_t idx, int 
 static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int err)
 {
 	if (level == 0) {
-		if (!d->cf)
-			d->manifest_err = err; /* verify mode: remember the first failure */
+		if (!d->cf && !d->verify_err)
+			d->verify_err = err; /* verify mode: remember the first failure */
 		reads_fail(d, idx, err);
 	} else {
 		log_error("tree node %" PRIu32 "/%" PRIu64 " unavailable: %s", level, idx,
@@ -702,8 +702,8 @@ int lr_daemon_verify_all(struct lr_daemon *d)
 		return lr_neg_errno();
 	ev.data.fd = lr_transport_fd(d->tr);
 	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
-	d->manifest_err = 0;
-	while (d->img.ncached < d->img.nchunks && !d->manifest_err) {
+	d->verify_err = 0;
+	while (d->img.ncached < d->img.nchunks && !d->verify_err) {
 		/* Keep a bounded window of chunk jobs in flight. */
 		while (next < d->img.nchunks && jobs_free(d) > LR_FETCH_SLOTS / 2) {
 			if (!lr_image_chunk_cached(&d->img, next) && !job_find(d, 0, next)) {
@@ -720,7 +720,7 @@ int lr_daemon_verify_all(struct lr_daemon *d)
 		epoll_wait(epfd, &ev, 1, t < 0 ? 1000 : t);
 	}
 	close(epfd);
-	return d->manifest_err;
+	return d->verify_err;
 }
 
 size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)

@@ -91,6 +91,7 @@ struct lr_daemon {
 	const char *manifest_why;   /* why the last manifest answer was refused */
 	char manifest_text[LR_MANIFEST_MAX + 1];
 	int manifest_done, manifest_err;
+	int verify_err; /* verify mode: the first chunk that could not be had */
 	int epfd, sigfd, statusfd, dev_watched;
 	int stop;
 };

@@ -141,6 +141,7 @@ check_boot() {
 	t_new=$(sed -nE 's/^lazyroot-test: new root init running .* at t=([0-9.]+)s.*/\1/p' "$log")
 	note "image $size bytes; before switch_root: kernel requested $req ($(echo "scale=2; $req * 100 / $size" | bc)%), fetched $recv ($(echo "scale=2; $recv * 100 / $size" | bc)%) in $requests requests"
 	note "guest clock: initramfs at ${t_init}s, root mounted at ${t_root}s, new init at ${t_new}s; wall ${BOOT_WALL}s (TCG)"
+	note "$(sed -nE 's/^lazyroot-test: (lazyrootd VmRSS.*)/\1/p' "$log")"
 	[ $((recv * 10)) -le "$size" ] || fail "fetched more than 10% of the image before switch_root"
 	[ $((req * 10)) -le "$size" ] || fail "kernel asked for more than 10% of the image before switch_root"
 }
