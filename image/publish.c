@@ -77,8 +77,20 @@ static int put_object(const char *outdir, const void *data, size_t len, struct l
 	lr_sha256(data, len, d);
 	lr_object_path(d, rel);
 	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
-	if (stat(path, &st) == 0 && (size_t)st.st_size == len)
-		return 0;
+	if (stat(path, &st) == 0 && (size_t)st.st_size == len) {
+		/* Present: keep it only if its bytes are right (a crash can
+		 * leave a right-sized file of zeros behind). */
+		char *old = NULL;
+		size_t olen = 0;
+		struct lr_digest od;
+		int same = 0;
+		if (lr_read_file(path, LR_CHUNK_MAX, &old, &olen) == 0) {
+			same = olen == len && lr_sha256(old, olen, &od) == 0 && lr_digest_eq(&od, d);
+			free(old);
+		}
+		if (same)
+			return 0;
+	}
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/%.9s", outdir, rel); /* "chunks/xx" */
 	int r = mkdir_p(dir);
@@ -142,8 +154,11 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 	}
 	fd = open(image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		ERR("cannot open image %s: %s\n", image, strerror(errno));
-		return -errno;
+		r = -errno;
+		ERR("cannot open image %s: %s\n", image, strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		return r;
 	}
 	if (sb.st_size <= 0 || sb.st_size % 4096) {
 		ERR("%s: %lld bytes is not whole 4 KiB blocks (not an EROFS image?)\n", image,

@@ -86,6 +86,10 @@ int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why
 	const uint8_t *p = (const uint8_t *)buf + sizeof(hdr);
 	size_t plen = n - sizeof(hdr);
 
+	if (hdr.opcode <= CACHEFILES_OP_READ) {
+		req->op = (enum lr_kreq_op)hdr.opcode;
+		req->answerable = hdr.opcode != CACHEFILES_OP_OPEN;
+	}
 	switch (hdr.opcode) {
 	case CACHEFILES_OP_OPEN: {
 		struct cachefiles_open o;
@@ -95,6 +99,10 @@ int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why
 		memcpy(&o, p, sizeof(o));
 		p += sizeof(o);
 		plen -= sizeof(o);
+		if (o.fd <= INT32_MAX) {
+			req->fd = (int)o.fd;
+			req->answerable = 1;
+		}
 		/* Sizes come from the kernel but are still checked: the sum
 		 * must fit what was read, without wrapping. */
 		if (o.volume_key_size > plen || o.cookie_key_size > plen - o.volume_key_size)
@@ -109,19 +117,16 @@ int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why
 			return bad(why, "OPEN volume key has an embedded NUL");
 		if (o.fd > INT32_MAX)
 			return bad(why, "OPEN fd out of range");
-		req->op = LR_KREQ_OPEN;
 		memcpy(req->volume_key, p, o.volume_key_size);
 		memcpy(req->cookie_key, p + o.volume_key_size, o.cookie_key_size);
 		req->cookie_key[o.cookie_key_size] = '\0';
 		req->cookie_len = o.cookie_key_size;
-		req->fd = (int)o.fd;
 		req->flags = o.flags;
 		return 0;
 	}
 	case CACHEFILES_OP_CLOSE:
 		if (plen != 0)
 			return bad(why, "CLOSE with a payload");
-		req->op = LR_KREQ_CLOSE;
 		return 0;
 	case CACHEFILES_OP_READ: {
 		struct cachefiles_read r;
@@ -133,7 +138,6 @@ int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why
 			return bad(why, "READ length out of range");
 		if (r.off > INT64_MAX - r.len)
 			return bad(why, "READ range overflows");
-		req->op = LR_KREQ_READ;
 		req->off = r.off;
 		req->len = r.len;
 		return 0;
@@ -259,22 +263,33 @@ int lr_cf_next(struct lr_cf *cf, struct lr_kreq *req)
 		n = cf->ops->dev_read(cf->devfd, buf, sizeof(buf));
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		if (errno == EAGAIN)
+		int e = errno;
+		if (e == EAGAIN)
 			return 0;
-		return log_error_errno(errno, "read /dev/cachefiles");
+		/* The device itself is gone or dead: nothing more will come. */
+		if (e == EBADF || e == ENODEV || e == ENXIO || e == EIO)
+			return log_error_errno(e, "read /dev/cachefiles");
+		/* One request failed on the way (the kernel could not install
+		 * its fd, out of memory, ...); the kernel has ended it itself. */
+		log_error_errno(e, "read /dev/cachefiles (one request lost; going on)");
+		return -EAGAIN;
 	}
 	if (n == 0)
 		return 0; /* nothing pending (the kernel returns 0, not EAGAIN) */
 	int r = lr_cf_parse(buf, (size_t)n, req, &why);
 	if (r < 0) {
-		/* An OPEN we cannot parse may still have installed an fd; we
-		 * cannot know which, and the kernel fails the request when we
-		 * never copen it. Log it with what we could read. */
 		log_error("malformed request from the kernel (%zd bytes): %s", n, why);
+		if (req->answerable && req->op == LR_KREQ_OPEN) {
+			dev_cmd(cf, "copen %" PRIu32 ",%d", req->msg_id, -EINVAL);
+			close(req->fd);
+		} else if (req->answerable && req->op == LR_KREQ_READ) {
+			lr_cf_complete(cf, req->object_id, req->msg_id); /* the reader gets EIO */
+		}
 		return r;
 	}
 	if (req->op == LR_KREQ_OPEN && find_obj(cf, req->object_id)) {
 		log_error("OPEN for object %" PRIu32 " which is already open", req->object_id);
+		dev_cmd(cf, "copen %" PRIu32 ",%d", req->msg_id, -EEXIST);
 		close(req->fd);
 		req->fd = -1;
 		return -EBADMSG;

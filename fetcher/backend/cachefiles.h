@@ -26,6 +26,10 @@ enum lr_kreq_op {
 /* One decoded, validated kernel request. */
 struct lr_kreq {
 	enum lr_kreq_op op;
+	/* Set once the header (and, for OPEN, the fd) could be read, even if
+	 * the rest is malformed: enough to answer the kernel, which would
+	 * otherwise wait for this request forever. */
+	int answerable;
 	uint32_t msg_id;
 	uint32_t object_id;
 	/* OPEN */
@@ -69,9 +73,14 @@ int lr_cf_fd(const struct lr_cf *cf);
 
 /*
  * Read and decode the next request. Returns 1 with *req filled, 0 when
- * nothing is pending, -errno on failure. A malformed message is logged
- * and skipped (returns -EBADMSG; the caller goes on): one bad message
- * must not stop the daemon serving the root filesystem.
+ * nothing is pending, -errno on failure. A malformed message is logged,
+ * answered when its header allows it (an OPEN gets copen -EINVAL and its
+ * fd closed, a READ is completed without data) and skipped: returns
+ * -EBADMSG and the caller goes on; one bad message must neither stop the
+ * daemon nor leave a kernel request waiting. A failed read of the device
+ * that concerns one request (the kernel could not install its fd, ...)
+ * returns -EAGAIN; only errors that mean the device is unusable are
+ * returned as such.
  */
 int lr_cf_next(struct lr_cf *cf, struct lr_kreq *req);
 

@@ -79,7 +79,8 @@
  * fetched chunk, and read-ahead chunks, wait here for the READs that want
  * them. Bounded in bytes; at least a few chunks whatever their size. */
 #define LR_CHUNK_CACHE_BYTES (4u * 1024 * 1024)
-#define LR_CHUNK_CACHE_MIN 4u
+/* The chunk being read plus its read-ahead, whatever the chunk size. */
+#define LR_CHUNK_CACHE_MIN (LR_READAHEAD_CHUNKS + 2u)
 #define LR_CHUNK_CACHE_MAX 64u
 
 #endif

@@ -182,7 +182,7 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 	snprintf(d->volume_key, sizeof(d->volume_key), "erofs,%s", d->img.m.fsid);
 	d->nchunkbufs = LR_CHUNK_CACHE_BYTES / d->img.m.chunk_size;
 	if (d->nchunkbufs < LR_CHUNK_CACHE_MIN)
-		d->nchunkbufs = LR_CHUNK_CACHE_MIN;
+		d->nchunkbufs = LR_CHUNK_CACHE_MIN; /* read-ahead must not evict the chunk being read */
 	if (d->nchunkbufs > LR_CHUNK_CACHE_MAX)
 		d->nchunkbufs = LR_CHUNK_CACHE_MAX;
 	log_info("manifest verified: image version %" PRIu64 ", %" PRIu64 " bytes in %" PRIu64
@@ -562,8 +562,10 @@ static int handle_open(struct lr_daemon *d, const struct lr_kreq *req)
 	if (r < 0)
 		return r;
 	d->stats.opens++;
-	d->have_object = 1;
-	d->object_id = req->object_id;
+	if (!d->have_object || lr_cf_object_size(d->cf, d->object_id) < 0) {
+		d->have_object = 1;
+		d->object_id = req->object_id;
+	}
 	log_info("serving %s as object %" PRIu32 " (%" PRIu64 " bytes)", fsid, req->object_id,
 		 d->img.m.image_size);
 	return 0;
@@ -586,7 +588,9 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 	r->used = 1;
 	r->msg_id = req->msg_id;
 	r->object_id = req->object_id;
-	if (!d->have_object || req->object_id != d->object_id || req->off % LR_PAGE_SIZE ||
+	/* Any object we copen'd serves this image (the kernel may open the
+	 * blob more than once); the backend knows which are open. */
+	if (lr_cf_object_size(d->cf, req->object_id) != (int64_t)size || req->off % LR_PAGE_SIZE ||
 	    req->off >= size) {
 		log_error("READ %" PRIu64 "+%" PRIu64 " for object %" PRIu32
 			  ": unknown object, unaligned or outside the %" PRIu64 "-byte image",
@@ -621,7 +625,7 @@ int lr_daemon_handle(struct lr_daemon *d, const struct lr_kreq *req)
 		return handle_read(d, req);
 	case LR_KREQ_CLOSE:
 		if (d->have_object && req->object_id == d->object_id)
-			d->have_object = 0;
+			d->have_object = 0; /* status only: READs ask the backend */
 		log_info("kernel closed object %" PRIu32, req->object_id);
 		lr_cf_close_object(d->cf, req->object_id);
 		return 0;
@@ -655,6 +659,8 @@ int lr_daemon_drain(struct lr_daemon *d)
 			d->stats.bad_messages++;
 			continue;
 		}
+		if (r == -EAGAIN)
+			continue; /* one request lost in the kernel, logged */
 		if (r < 0)
 			return r;
 		/* Per-request failures are logged where found and answered to
@@ -708,9 +714,12 @@ int lr_daemon_verify_all(struct lr_daemon *d)
 		while (next < d->img.nchunks && jobs_free(d) > LR_FETCH_SLOTS / 2) {
 			if (!lr_image_chunk_cached(&d->img, next) && !job_find(d, 0, next)) {
 				struct lr_job *j = job_new(d, 0, next);
-				if (!j || job_start(d, j) < 0) {
+				int e = j ? job_start(d, j) : -EBUSY;
+				if (e < 0) {
 					if (j)
 						j->used = 0;
+					if (e != -EBUSY)
+						d->verify_err = e; /* lasting: do not retry forever */
 					break;
 				}
 			}

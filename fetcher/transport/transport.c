@@ -190,6 +190,8 @@ static void pin_host(struct lr_transport *t, const char *url)
 	if (strcmp(scheme, "file") == 0 || host[0] == '[' || inet_pton(AF_INET, host, buf) == 1)
 		goto out;
 	int n = snprintf(entry, sizeof(entry), "%s:%s:", host, port);
+	if (n <= 0 || (size_t)n >= sizeof(entry) - 64)
+		goto out; /* an absurd host name: leave it to curl */
 	for (struct curl_slist *l = t->resolve; l; l = l->next)
 		if (strncmp(l->data, entry, (size_t)n) == 0 || (l->data[0] == '+' &&
 								 strncmp(l->data + 1, entry, (size_t)n) == 0))

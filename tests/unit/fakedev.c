@@ -81,6 +81,11 @@ void fakedev_send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64
 		abort();
 }
 
+int fakedev_write_raw(const void *buf, size_t len)
+{
+	return write(kside, buf, len) == (ssize_t)len ? 0 : -1;
+}
+
 const char *fakedev_reply(void)
 {
 	static char buf[256];

@@ -170,6 +170,40 @@ int main(void)
 	ok(fakedev_completed(20) && fakedev_completed(21), "two READs of one chunk completed");
 	is(d.stats.chunks_fetched - before, 1, "... with one fetch of that chunk");
 
+	/* Malformed requests are answered, never left waiting. */
+	uint64_t bad_before = d.stats.bad_messages;
+	fakedev_send_read(22, 11, 0, 0); /* zero length */
+	fakedev_serve(&d, 22);
+	ok(fakedev_completed(22), "malformed READ completed (the reader gets EIO)");
+	int junkfd = memfd_create("junk", 0);
+	fakedev_send_open(23, 14, "erofs,x", "", junkfd);
+	{ /* same OPEN with the volume key size off by one: keys overflow */
+		uint8_t m[256];
+		struct cachefiles_msg h = { .msg_id = 24, .opcode = CACHEFILES_OP_OPEN,
+					    .object_id = 15 };
+		struct cachefiles_open o = { .volume_key_size = 200, .cookie_key_size = 0,
+					     .fd = (uint32_t)junkfd };
+		h.len = sizeof(h) + sizeof(o) + 4;
+		memcpy(m, &h, sizeof(h));
+		memcpy(m + sizeof(h), &o, sizeof(o));
+		memcpy(m + sizeof(h) + sizeof(o), "abc", 4);
+		lr_daemon_drain(&d); /* the first, well-formed but unknown: -ENOENT */
+		fakedev_reply();
+		junkfd = memfd_create("junk2", 0);
+		o.fd = (uint32_t)junkfd;
+		memcpy(m + sizeof(h), &o, sizeof(o));
+		if (fakedev_write_raw(m, h.len) < 0)
+			abort();
+	}
+	lr_daemon_drain(&d);
+	ok(strcmp(fakedev_reply(), "copen 24,-22") == 0, "malformed OPEN answered with -EINVAL");
+	ok(fcntl(junkfd, F_GETFD) < 0, "... and its anon fd closed");
+	int dupfd = memfd_create("dup", 0);
+	fakedev_send_open(25, 11, vkey, d.img.m.fsid, dupfd);
+	lr_daemon_drain(&d);
+	ok(strcmp(fakedev_reply(), "copen 25,-17") == 0, "OPEN of an open object answered -EEXIST");
+	is(d.stats.bad_messages - bad_before, 3, "three malformed requests counted");
+
 	corrupt_chunk(puba, 200);
 	fakedev_send_read(4, 11, 199 * CS, 3 * CS); /* chunks 199..201, other leaf node */
 	fakedev_serve(&d, 4);

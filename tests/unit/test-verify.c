@@ -154,6 +154,10 @@ int main(void)
 		abort();
 	close(fd);
 	ok(lr_verify_dir(out, pub, 1) < 0, "verify_dir finds a corrupt chunk");
+	is(lr_publish(img, out, &po, &st), 0, "publish again over the corrupt chunk");
+	is(lr_verify_dir(out, pub, 1), 0, "... which is rewritten, not kept for its size");
+	is(lr_publish(img, out, &po, &st), 0, "publish a third time");
+	is(st.chunks_written, 0, "... writes nothing: every object present and right");
 
 	/* re-signing with a new version and the second key */
 	is(lr_resign(out, key2, 9), 0, "re-sign with key 2 as version 9");
