@@ -57,6 +57,7 @@ http {
 	}
 }
 CONF
+	: >"$s/access.log"
 	nginx -c "$s/nginx.conf" -p "$s" >"$s/stderr" 2>&1 &
 	NGINX_PID=$!
 	for _ in $(seq 50); do
