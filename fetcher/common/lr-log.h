@@ -21,7 +21,6 @@ enum lr_log_level {
 
 /* fd: where lines go (-1: stderr). kmsg: prefix lines with "<prio>". */
 void lr_log_setup(const char *ident, int fd, int kmsg, int max_level);
-int lr_log_level(void);
 /* The last error logged (the message part), "" if none: what a failing
  * daemon hands its caller as the one-line reason. */
 const char *lr_log_last_error(void);

@@ -136,24 +136,41 @@ static void manifest_done(void *ctx, int err, const void *data, size_t len)
 		d->manifest_err = err; /* a transport error, not a refusal */
 }
 
-/* Run only the transport until *flag is set (used before the kernel is
- * involved; the transport's attempts and timeouts bound it). */
-static void spin_transport(struct lr_daemon *d, const int *flag)
+/* Before the kernel is involved (the manifest, verify mode) only the
+ * transport runs: an epoll set holding just its fd, and a wait bounded by
+ * what the transport says is due. */
+static int transport_epoll(struct lr_daemon *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+		close(epfd);
+		return -1;
+	}
+	return epfd;
+}
+
+static void transport_wait(int epfd, int timeout_ms)
 {
 	struct epoll_event ev;
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	epoll_wait(epfd, &ev, 1, timeout_ms < 0 ? 1000 : timeout_ms);
+}
+
+/* Run only the transport until *flag is set (the transport's attempts and
+ * timeouts bound it). */
+static void spin_transport(struct lr_daemon *d, const int *flag)
+{
+	int epfd = transport_epoll(d);
 
 	if (epfd < 0)
 		return;
-	ev.events = EPOLLIN;
-	ev.data.fd = lr_transport_fd(d->tr);
-	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
 	while (!*flag) {
 		int t = lr_daemon_tick(d);
 		if (*flag)
 			break;
-		epoll_wait(epfd, &ev, 1, t < 0 ? 1000 : t);
-		lr_transport_run(d->tr);
+		transport_wait(epfd, t);
 	}
 	close(epfd);
 }
@@ -700,14 +717,11 @@ int lr_daemon_tick(struct lr_daemon *d)
 
 int lr_daemon_verify_all(struct lr_daemon *d)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	uint64_t next = 0;
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	int epfd = transport_epoll(d);
 
 	if (epfd < 0)
 		return lr_neg_errno();
-	ev.data.fd = lr_transport_fd(d->tr);
-	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
 	d->verify_err = 0;
 	while (d->img.ncached < d->img.nchunks && !d->verify_err) {
 		/* Keep a bounded window of chunk jobs in flight. */
@@ -725,8 +739,7 @@ int lr_daemon_verify_all(struct lr_daemon *d)
 			}
 			next++;
 		}
-		int t = lr_daemon_tick(d);
-		epoll_wait(epfd, &ev, 1, t < 0 ? 1000 : t);
+		transport_wait(epfd, lr_daemon_tick(d));
 	}
 	close(epfd);
 	return d->verify_err;
