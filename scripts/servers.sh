@@ -1,12 +1,15 @@
 # shellcheck shell=bash
 # Local servers for the demo and the tests, on 127.0.0.1 only. Sourced.
 
-# A free TCP port on 127.0.0.1.
+# A free TCP port on 127.0.0.1, below the kernel's ephemeral range (so no
+# outgoing connection can be holding it) and not used by any socket now.
 lr_free_port() {
-	local p
+	local p lo
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
 	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 30000))
-		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return 0; }
+		p=$((20000 + RANDOM % (lo > 21000 ? lo - 20000 : 1000)))
+		[ "$p" != "${LR_PORT_TAKEN:-}" ] || continue
+		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return 0; }
 	done
 	return 1
 }
@@ -32,7 +35,8 @@ lr_nginx_start() {
 	local root=$1 s=$2
 	mkdir -p "$s"
 	lr_test_ca "$s" || return 1
-	HTTP_PORT=$(lr_free_port) && HTTPS_PORT=$(lr_free_port) || return 1
+	HTTP_PORT=$(lr_free_port) || return 1
+	HTTPS_PORT=$(LR_PORT_TAKEN=$HTTP_PORT lr_free_port) || return 1
 	cat >"$s/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -65,7 +69,8 @@ CONF
 		kill -0 "$NGINX_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	cat "$s/stderr" "$s/error.log" 2>/dev/null >&2
+	echo "nginx on 127.0.0.1:$HTTP_PORT/$HTTPS_PORT did not start; its stderr and error.log:" >&2
+	cat "$s/stderr" "$s/error.log" >&2 2>/dev/null
 	return 1
 }
 
