@@ -29,6 +29,7 @@ struct lr_cf_object {
 };
 
 struct lr_cf {
+	struct lr_backend base; /* first: the backend interface */
 	int devfd;
 	const struct lr_cf_ops *ops;
 	struct lr_cf_object obj[LR_MAX_OBJECTS];
@@ -147,12 +148,16 @@ int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why
 	}
 }
 
+static const struct lr_backend_ops cf_backend_ops;
+
 int lr_cf_new(struct lr_cf **cfp, int devfd, const struct lr_cf_ops *ops)
 {
 	struct lr_cf *cf = calloc(1, sizeof(*cf));
 
 	if (!cf)
 		return -ENOMEM;
+	cf->base.ops = &cf_backend_ops;
+	cf->base.traits = 0; /* exact pages only; the kernel tracks what is present */
 	cf->devfd = devfd;
 	cf->ops = ops ? ops : &lr_cf_kernel_ops;
 	for (size_t i = 0; i < LR_MAX_OBJECTS; i++)
@@ -385,3 +390,67 @@ int64_t lr_cf_object_size(const struct lr_cf *cf, uint32_t object_id)
 
 	return o ? o->size : -ENOENT;
 }
+
+/* ---- the backend interface ---- */
+
+struct lr_backend *lr_cf_backend(struct lr_cf *cf)
+{
+	return &cf->base;
+}
+
+static int be_fd(const struct lr_backend *b)
+{
+	return lr_cf_fd((const struct lr_cf *)b);
+}
+
+static int be_next(struct lr_backend *b, struct lr_kreq *req)
+{
+	return lr_cf_next((struct lr_cf *)b, req);
+}
+
+static int be_accept(struct lr_backend *b, const struct lr_kreq *req, int64_t size)
+{
+	return lr_cf_copen((struct lr_cf *)b, req, size);
+}
+
+static int be_write(struct lr_backend *b, uint32_t object_id, const void *buf, size_t len,
+		    uint64_t off)
+{
+	return lr_cf_write((struct lr_cf *)b, object_id, buf, len, off);
+}
+
+static int be_complete(struct lr_backend *b, uint32_t object_id, uint32_t msg_id, int ok)
+{
+	/* A READ carries no error code: completing it without having written
+	 * its range is how a failure reaches the reader (EIO). */
+	(void)ok;
+	return lr_cf_complete((struct lr_cf *)b, object_id, msg_id);
+}
+
+static int be_close_object(struct lr_backend *b, uint32_t object_id)
+{
+	return lr_cf_close_object((struct lr_cf *)b, object_id);
+}
+
+static int64_t be_object_size(const struct lr_backend *b, uint32_t object_id)
+{
+	return lr_cf_object_size((const struct lr_cf *)b, object_id);
+}
+
+static void be_free(struct lr_backend *b)
+{
+	lr_cf_free((struct lr_cf *)b);
+}
+
+static const struct lr_backend_ops cf_backend_ops = {
+	.name = "cachefiles",
+	.fd = be_fd,
+	.next = be_next,
+	.accept = be_accept,
+	.write = be_write,
+	.complete = be_complete,
+	.close_object = be_close_object,
+	.object_size = be_object_size,
+	.present = NULL,
+	.free = be_free,
+};

@@ -15,33 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend.h"
 #include "lr-limits.h"
-
-enum lr_kreq_op {
-	LR_KREQ_OPEN = 0, /* values are the UAPI's CACHEFILES_OP_* */
-	LR_KREQ_CLOSE = 1,
-	LR_KREQ_READ = 2,
-};
-
-/* One decoded, validated kernel request. */
-struct lr_kreq {
-	enum lr_kreq_op op;
-	/* Set once the header (and, for OPEN, the fd) could be read, even if
-	 * the rest is malformed: enough to answer the kernel, which would
-	 * otherwise wait for this request forever. */
-	int answerable;
-	uint32_t msg_id;
-	uint32_t object_id;
-	/* OPEN */
-	char volume_key[LR_KEY_MAX]; /* NUL-terminated */
-	char cookie_key[LR_KEY_MAX]; /* NUL-terminated copy; see cookie_len */
-	uint32_t cookie_len;
-	int fd; /* anon fd the kernel installed for us (OPEN only) */
-	uint32_t flags;
-	/* READ */
-	uint64_t off;
-	uint64_t len;
-};
 
 /* The seam between the backend and the kernel. */
 struct lr_cf_ops {
@@ -70,6 +45,8 @@ int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath,
 int lr_cf_new(struct lr_cf **cfp, int devfd, const struct lr_cf_ops *ops);
 void lr_cf_free(struct lr_cf *cf);
 int lr_cf_fd(const struct lr_cf *cf);
+/* The backend interface (backend.h) of cf; freeing it frees cf. */
+struct lr_backend *lr_cf_backend(struct lr_cf *cf);
 
 /*
  * Read and decode the next request. Returns 1 with *req filled, 0 when

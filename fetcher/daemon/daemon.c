@@ -64,7 +64,8 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 
 void lr_daemon_fini(struct lr_daemon *d)
 {
-	lr_cf_free(d->cf);
+	lr_backend_free(d->be);
+	free(d->written);
 	lr_transport_free(d->tr);
 	lr_keyring_free(&d->keys);
 	lr_image_fini(&d->img);
@@ -209,15 +210,26 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 	return 0;
 }
 
+int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be)
+{
+	d->be = be;
+	if (be->traits & LR_BACKEND_WHOLE_CHUNKS) {
+		d->written = calloc(d->img.nchunks / 8 + 1, 1);
+		if (!d->written)
+			return log_error_errno(ENOMEM, "chunk bitmap");
+	}
+	return 0;
+}
+
 /* ---- reads ---- */
 
 static void dev_watch(struct lr_daemon *d, int on)
 {
 	struct epoll_event ev = { .events = on ? EPOLLIN : 0 };
 
-	if (!d->cf || d->epfd < 0 || d->dev_watched == on)
+	if (!d->be || d->epfd < 0 || d->dev_watched == on)
 		return;
-	ev.data.fd = lr_cf_fd(d->cf);
+	ev.data.fd = d->be->ops->fd(d->be);
 	epoll_ctl(d->epfd, EPOLL_CTL_MOD, ev.data.fd, &ev);
 	d->dev_watched = on;
 }
@@ -226,9 +238,9 @@ static void read_finish(struct lr_daemon *d, struct lr_read *r, int ok)
 {
 	if (!ok)
 		d->stats.read_errors++;
-	/* Complete in every case: without data the reader gets EIO, the only
-	 * error a READ can carry; never leave it hanging. */
-	int c = lr_cf_complete(d->cf, r->object_id, r->msg_id);
+	/* Complete in every case: without data the reader gets EIO; never
+	 * leave it hanging. */
+	int c = d->be->ops->complete(d->be, r->object_id, r->msg_id, ok);
 	if (c < 0 && c != -ENOENT)
 		log_error_errno(c, "completing READ %" PRIu32, r->msg_id);
 	log_debug("READ %" PRIu32 " completed%s", r->msg_id, ok ? "" : " without data");
@@ -274,9 +286,14 @@ static struct lr_chunkbuf *chunkbuf_put(struct lr_daemon *d, uint64_t c, const v
 	return v;
 }
 
-/* Write the pages of chunk b that READ r asked for, mark it done, and
- * complete r when it was the last. Exactly the asked-for pages: the data
- * is page aligned (chunk and image sizes are whole pages). */
+static int written(const struct lr_daemon *d, uint64_t c)
+{
+	return d->written && (d->written[c / 8] >> (c % 8)) & 1;
+}
+
+/* Write the pages of chunk b that READ r asked for (or, for a whole-chunk
+ * backend, all of b, once), mark it done, and complete r when it was the
+ * last. The data is page aligned (chunk and image sizes are whole pages). */
 static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_chunkbuf *b)
 {
 	uint64_t bit = b->idx - r->c0;
@@ -286,14 +303,23 @@ static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_ch
 
 	if (r->done[bit / 8] & (1u << (bit % 8)))
 		return;
+	if (d->written && !written(d, b->idx)) {
+		lo = coff;
+		hi = coff + b->len;
+	} else if (d->written) {
+		hi = lo; /* already in the file */
+	}
 	if (hi > lo) {
-		int e = lr_cf_write(d->cf, r->object_id, b->data + (lo - coff), (size_t)(hi - lo), lo);
+		int e = d->be->ops->write(d->be, r->object_id, b->data + (lo - coff), (size_t)(hi - lo),
+					  lo);
 		if (e < 0) {
 			log_error_errno(e, "writing %" PRIu64 "+%" PRIu64 " into the cache", lo, hi - lo);
 			read_finish(d, r, 0);
 			return;
 		}
 		d->stats.bytes_written += hi - lo;
+		if (d->written)
+			d->written[b->idx / 8] |= (uint8_t)(1u << (b->idx % 8));
 	}
 	r->done[bit / 8] |= (uint8_t)(1u << (bit % 8));
 	if (--r->left == 0)
@@ -445,7 +471,7 @@ static void job_children(struct lr_daemon *d, uint32_t level, uint64_t idx, int 
 static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int err)
 {
 	if (level == 0) {
-		if (!d->cf && !d->verify_err)
+		if (!d->be && !d->verify_err)
 			d->verify_err = err; /* verify mode: remember the first failure */
 		reads_fail(d, idx, err);
 	} else {
@@ -460,7 +486,7 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const void *data, size_t
 	d->stats.chunks_fetched++;
 	d->stats.chunk_bytes += len;
 	lr_image_set_cached(&d->img, c); /* verified at least once */
-	if (!d->cf)
+	if (!d->be)
 		return 0; /* verify mode */
 	struct lr_chunkbuf *b = chunkbuf_put(d, c, data, (uint32_t)len);
 	if (!b)
@@ -495,6 +521,27 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 	schedule_reads(d);
 }
 
+/* Whole-chunk backends: is chunk c in the image file already? Asks the
+ * backend once per chunk this process has not written itself (data a
+ * worker that died had written is found this way). */
+static int chunk_in_file(struct lr_daemon *d, uint64_t c)
+{
+	uint64_t off;
+	uint32_t len;
+
+	if (!d->written)
+		return 0;
+	if (written(d, c))
+		return 1;
+	if (!d->be->ops->present)
+		return 0;
+	lr_image_chunk_range(&d->img, c, &off, &len);
+	if (d->be->ops->present(d->be, off, len) != 1)
+		return 0;
+	d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+	return 1;
+}
+
 /* Serve r from chunks in memory, and create jobs for the missing ones, as
  * far as there is room. */
 static void schedule_read(struct lr_daemon *d, struct lr_read *r)
@@ -504,6 +551,15 @@ static void schedule_read(struct lr_daemon *d, struct lr_read *r)
 		struct lr_chunkbuf *b;
 		if (read_has(r, c)) {
 			r->cursor++;
+			continue;
+		}
+		if (chunk_in_file(d, c)) {
+			r->cursor++;
+			r->done[(c - r->c0) / 8] |= (uint8_t)(1u << ((c - r->c0) % 8));
+			if (--r->left == 0) {
+				d->stats.reads_present++;
+				read_finish(d, r, 1);
+			}
 			continue;
 		}
 		if ((b = chunkbuf_find(d, c))) {
@@ -551,7 +607,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
 		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
 			return;
-		if (chunkbuf_find(d, c) || job_find(d, 0, c))
+		if (chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c))
 			continue;
 		struct lr_job *j = job_new(d, 0, c);
 		if (j && job_start(d, j) < 0)
@@ -568,18 +624,20 @@ static int handle_open(struct lr_daemon *d, const struct lr_kreq *req)
 	int ours = strcmp(req->volume_key, d->volume_key) == 0 && req->cookie_len == strlen(fsid) &&
 		   memcmp(req->cookie_key, fsid, req->cookie_len) == 0;
 
+	if (!d->be->ops->accept)
+		return -EINVAL;
 	if (!ours) {
 		d->stats.opens_refused++;
 		log_error("kernel asked for unknown blob (volume \"%s\", cookie \"%s\"); serving "
 			  "only fsid %s",
 			  req->volume_key, req->cookie_key, fsid);
-		return lr_cf_copen(d->cf, req, -ENOENT);
+		return d->be->ops->accept(d->be, req, -ENOENT);
 	}
-	int r = lr_cf_copen(d->cf, req, (int64_t)d->img.m.image_size);
+	int r = d->be->ops->accept(d->be, req, (int64_t)d->img.m.image_size);
 	if (r < 0)
 		return r;
 	d->stats.opens++;
-	if (!d->have_object || lr_cf_object_size(d->cf, d->object_id) < 0) {
+	if (!d->have_object || d->be->ops->object_size(d->be, d->object_id) < 0) {
 		d->have_object = 1;
 		d->object_id = req->object_id;
 	}
@@ -607,7 +665,7 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 	r->object_id = req->object_id;
 	/* Any object we copen'd serves this image (the kernel may open the
 	 * blob more than once); the backend knows which are open. */
-	if (lr_cf_object_size(d->cf, req->object_id) != (int64_t)size || req->off % LR_PAGE_SIZE ||
+	if (d->be->ops->object_size(d->be, req->object_id) != (int64_t)size || req->off % LR_PAGE_SIZE ||
 	    req->off >= size) {
 		log_error("READ %" PRIu64 "+%" PRIu64 " for object %" PRIu32
 			  ": unknown object, unaligned or outside the %" PRIu64 "-byte image",
@@ -644,7 +702,8 @@ int lr_daemon_handle(struct lr_daemon *d, const struct lr_kreq *req)
 		if (d->have_object && req->object_id == d->object_id)
 			d->have_object = 0; /* status only: READs ask the backend */
 		log_info("kernel closed object %" PRIu32, req->object_id);
-		lr_cf_close_object(d->cf, req->object_id);
+		if (d->be->ops->close_object)
+			d->be->ops->close_object(d->be, req->object_id);
 		return 0;
 	}
 	return -EINVAL;
@@ -669,7 +728,7 @@ int lr_daemon_drain(struct lr_daemon *d)
 			dev_watch(d, 0);
 			return 0;
 		}
-		int r = lr_cf_next(d->cf, &req);
+		int r = d->be->ops->next(d->be, &req);
 		if (r == 0)
 			return 0;
 		if (r == -EBADMSG) {
@@ -753,22 +812,22 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		lr_transport_stats(d->tr, &ts);
 	int n = snprintf(
 		buf, len,
-		"fsid %s\nimage_version %" PRIu64 "\nimage_size %" PRIu64 "\nchunk_size %" PRIu32
+		"backend %s\nfsid %s\nimage_version %" PRIu64 "\nimage_size %" PRIu64 "\nchunk_size %" PRIu32
 		"\nchunks %" PRIu64 "\nchunks_verified %" PRIu64 "\nobject_open %d\nopens %" PRIu64
 		"\nopens_refused %" PRIu64 "\nreads %" PRIu64 "\nbytes_requested %" PRIu64
 		"\nread_errors %" PRIu64 "\nread_timeouts %" PRIu64 "\nbad_messages %" PRIu64
 		"\nmanifest_bytes %" PRIu64 "\nnodes_fetched %" PRIu64 "\nnode_bytes %" PRIu64
 		"\nchunks_fetched %" PRIu64 "\nchunk_bytes %" PRIu64 "\nbytes_written %" PRIu64
-		"\ndigest_mismatches %" PRIu64
+		"\ndigest_mismatches %" PRIu64 "\nreads_present %" PRIu64 "\nmeta_bytes %" PRIu64
 		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
 		"\nfetches_failed %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
-		d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
+		d->be ? d->be->ops->name : "none", d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
 		d->img.nchunks, d->img.ncached, d->have_object, d->stats.opens,
 		d->stats.opens_refused, d->stats.reads, d->stats.bytes_requested,
 		d->stats.read_errors, d->stats.read_timeouts, d->stats.bad_messages,
 		d->stats.manifest_bytes, d->stats.nodes_fetched, d->stats.node_bytes,
 		d->stats.chunks_fetched, d->stats.chunk_bytes, d->stats.bytes_written,
-		d->stats.digest_mismatches,
+		d->stats.digest_mismatches, d->stats.reads_present, d->stats.meta_bytes,
 		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;
@@ -813,7 +872,7 @@ int lr_daemon_run(struct lr_daemon *d)
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		return log_error_errno(errno, "epoll_create1");
-	if ((r = ep_add(d->epfd, lr_cf_fd(d->cf))) < 0 ||
+	if ((r = ep_add(d->epfd, d->be->ops->fd(d->be))) < 0 ||
 	    (r = ep_add(d->epfd, lr_transport_fd(d->tr))) < 0 || (r = ep_add(d->epfd, d->sigfd)) < 0 ||
 	    (d->statusfd >= 0 && (r = ep_add(d->epfd, d->statusfd)) < 0))
 		return log_error_errno(r, "epoll_ctl");
@@ -830,7 +889,7 @@ int lr_daemon_run(struct lr_daemon *d)
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].data.fd;
 
-			if (fd == lr_cf_fd(d->cf)) {
+			if (fd == d->be->ops->fd(d->be)) {
 				r = lr_daemon_drain(d);
 				if (r < 0)
 					return r; /* the device itself failed */

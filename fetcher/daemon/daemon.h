@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cachefiles.h"
+#include "backend.h"
 #include "image.h"
 #include "lr-limits.h"
 #include "transport.h"
@@ -29,6 +29,8 @@ struct lr_stats {
 	uint64_t nodes_fetched, node_bytes;   /* verified tree nodes */
 	uint64_t manifest_bytes;
 	uint64_t digest_mismatches; /* answers refused for a wrong digest */
+	uint64_t reads_present;     /* requests answered from data already written */
+	uint64_t meta_bytes;        /* metadata written before the mount */
 };
 
 struct lr_read {
@@ -71,7 +73,7 @@ struct lr_daemon_config {
 };
 
 struct lr_daemon {
-	struct lr_cf *cf; /* NULL: verify mode, no kernel */
+	struct lr_backend *be; /* NULL: verify mode, no kernel */
 	struct lr_transport *tr;
 	struct lr_keyring keys;
 	struct lr_image img;
@@ -83,6 +85,9 @@ struct lr_daemon {
 	struct lr_read reads[LR_READS_MAX];
 	struct lr_job jobs[LR_FETCH_SLOTS];
 	uint64_t last_end; /* where the previous READ ended: streaming detection */
+	/* Whole-chunk backends: a bit per chunk written into the image file
+	 * (verified in this boot), so a request for it is answered at once. */
+	uint8_t *written;
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
 	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
 	uint64_t chunk_clock;
@@ -99,6 +104,9 @@ struct lr_daemon {
 /* Set up transport and keys from cfg (the keyring is already filled). */
 int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg);
 void lr_daemon_fini(struct lr_daemon *d);
+
+/* Give the daemon its kernel backend (after the manifest is loaded). */
+int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be);
 
 /* Fetch and verify the manifest (bounded by the transport's attempts);
  * fills d->img. Logs the reason on failure. -EKEYREJECTED, -ENOKEY,

@@ -35,7 +35,8 @@ void fakedev_attach(struct lr_daemon *d)
 	kside = sv[1];
 	fake_ops = lr_cf_kernel_ops;
 	fake_ops.read_complete = fake_complete;
-	if (lr_cf_new(&d->cf, sv[0], &fake_ops) < 0)
+	struct lr_cf *cf;
+	if (lr_cf_new(&cf, sv[0], &fake_ops) < 0 || lr_daemon_attach(d, lr_cf_backend(cf)) < 0)
 		abort();
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cachefiles.h"
 #include "daemon.h"
 
 /* Give d a backend on a fresh fake device. */
