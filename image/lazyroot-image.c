@@ -47,6 +47,8 @@ static int usage(int rc)
 		"  --chunk-size N     bytes per chunk, power of two 4096..1048576 (default 65536)\n"
 		"  --compress X       build: lz4hc (default), lz4 or none\n"
 		"  --keep-image FILE  build: also keep the EROFS image as FILE\n"
+		"  --no-meta-map      do not publish the metadata map (kernels 6.14-6.18\n"
+		"                     cannot then boot the image with the fanotify backend)\n"
 		"  -q, --quiet\n");
 	return rc;
 }
@@ -94,11 +96,12 @@ int main(int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, 's' },
 		{ "compress", required_argument, NULL, 'z' },
 		{ "keep-image", required_argument, NULL, 'K' },
+		{ "no-meta-map", no_argument, NULL, 'M' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1 };
+	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1 };
 	const char *compress = "lz4hc", *keep = NULL;
 	uint64_t version = 0;
 	char *end;
@@ -131,6 +134,7 @@ int main(int argc, char **argv)
 			break;
 		case 'z': compress = optarg; break;
 		case 'K': keep = optarg; break;
+		case 'M': po.meta_map = 0; break;
 		case 'q': po.quiet = 1; break;
 		case 'h': return usage(0);
 		default: return usage(2);
@@ -173,13 +177,22 @@ int main(int argc, char **argv)
 		r = lr_publish(image, args[1], &po, &st);
 		if (strcmp(cmd, "build") == 0 && !keep)
 			unlink(tmp);
-		if (r < 0)
+		if (r < 0) {
+			if (po.meta_map)
+				fprintf(stderr, "lazyroot-image: (--no-meta-map publishes without the "
+						"metadata map)\n");
 			return 1;
+		}
 		if (!po.quiet)
 			printf("published %s: %" PRIu64 " chunks (%" PRIu64 " new, %" PRIu64
 			       " zero), %" PRIu64 " tree nodes, %" PRIu64 " bytes written\n",
 			       args[1], st.chunks, st.chunks_written, st.zero_chunks, st.nodes,
 			       st.bytes_written);
+		if (!po.quiet && po.meta_map)
+			printf("metadata map: %" PRIu64 " blocks (%" PRIu64 " bytes) in %" PRIu64
+			       " ranges, %" PRIu64 " pieces, map %" PRIu64 " bytes\n",
+			       st.meta_blocks, st.meta_blocks * 4096, st.meta_ranges, st.meta_pieces,
+			       st.meta_map_bytes);
 		return 0;
 	}
 	if (strcmp(cmd, "sign") == 0) {

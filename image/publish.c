@@ -4,14 +4,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <mbedtls/base64.h>
 
+#include "erofs-meta.h"
 #include "lr-file.h"
 #include "sign.h"
 
@@ -137,6 +140,125 @@ static int write_manifest(const char *outdir, struct lr_manifest *m, const char 
 	return write_file_at(outdir, LR_MANIFEST_NAME, text, (size_t)n);
 }
 
+/* A growing text buffer for the map. */
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static int tprintf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int tprintf(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	char line[160];
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -EINVAL;
+	if (t->len + (size_t)n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 65536;
+		while (cap < t->len + (size_t)n + 1)
+			cap *= 2;
+		char *q = realloc(t->p, cap);
+		if (!q)
+			return -ENOMEM;
+		t->p = q;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->len, line, (size_t)n + 1);
+	t->len += (size_t)n;
+	return 0;
+}
+
+/* The metadata map and its pieces (docs/image-format.md). */
+static int publish_meta(int fd, const char *image, const char *outdir, struct lr_manifest *m,
+			struct lr_publish_stats *st)
+{
+	struct lr_erofs_meta_stats ms;
+	struct text t = { 0 }, pl = { 0 };
+	uint64_t *ranges = NULL;
+	size_t nranges = 0, fill = 0;
+	const char *why = NULL;
+	uint8_t *piece = NULL;
+	int r;
+
+	void *img = mmap(NULL, (size_t)m->image_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (img == MAP_FAILED)
+		return -errno;
+	r = lr_erofs_meta_ranges(img, m->image_size, &ranges, &nranges, &ms, &why);
+	if (r < 0) {
+		ERR("cannot map the metadata of %s: %s\n", image, why);
+		goto out;
+	}
+	piece = malloc(m->chunk_size);
+	if (!piece) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* Pieces: the metadata blocks in order, cut at the chunk size. */
+	for (size_t i = 0; i < nranges; i++) {
+		for (uint64_t b = ranges[2 * i]; b < ranges[2 * i] + ranges[2 * i + 1]; b++) {
+			memcpy(piece + fill, (uint8_t *)img + b * LR_META_BLOCK, LR_META_BLOCK);
+			fill += LR_META_BLOCK;
+			int last = i + 1 == nranges && b + 1 == ranges[2 * i] + ranges[2 * i + 1];
+			if (fill < m->chunk_size && !last)
+				continue;
+			struct lr_digest d;
+			char hex[LR_DIGEST_HEX + 1];
+			r = put_object(outdir, piece, fill, &d);
+			if (r < 0)
+				goto out;
+			lr_digest_hex(&d, hex);
+			r = tprintf(&pl, "p %s %zu\n", hex, fill);
+			if (r < 0)
+				goto out;
+			st->meta_pieces++;
+			fill = 0;
+		}
+	}
+	r = tprintf(&t, "lazyroot-meta-map 1\nblocks %" PRIu64 "\nranges %zu\npieces %" PRIu64 "\n",
+		    ms.meta_blocks, nranges, st->meta_pieces);
+	for (size_t i = 0; r == 0 && i < nranges; i++)
+		r = tprintf(&t, "r %" PRIu64 " %" PRIu64 "\n", ranges[2 * i], ranges[2 * i + 1]);
+	if (r < 0)
+		goto out;
+	if (t.len + pl.len > LR_META_MAP_MAX) {
+		ERR("the metadata map of %s would be %zu bytes, over the %u limit\n", image,
+		    t.len + pl.len, LR_META_MAP_MAX);
+		r = -E2BIG;
+		goto out;
+	}
+	if (pl.len) {
+		char *q = realloc(t.p, t.len + pl.len + 1);
+		if (!q) {
+			r = -ENOMEM;
+			goto out;
+		}
+		t.p = q;
+		memcpy(t.p + t.len, pl.p, pl.len + 1);
+		t.len += pl.len;
+	}
+	r = put_object(outdir, t.p, t.len, &m->meta_digest);
+	if (r < 0)
+		goto out;
+	m->has_meta = 1;
+	m->meta_size = t.len;
+	st->meta_blocks = ms.meta_blocks;
+	st->meta_ranges = nranges;
+	st->meta_map_bytes = t.len;
+	r = 0;
+out:
+	munmap(img, (size_t)m->image_size);
+	free(ranges);
+	free(piece);
+	free(t.p);
+	free(pl.p);
+	return r;
+}
+
 int lr_publish(const char *image, const char *outdir, const struct lr_publish_opts *o,
 	       struct lr_publish_stats *st)
 {
@@ -256,6 +378,11 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 		items = nodes;
 	}
 	memcpy(m.root.b, digests, LR_DIGEST_LEN);
+	if (o->meta_map) {
+		r = publish_meta(fd, image, outdir, &m, st);
+		if (r < 0)
+			goto out;
+	}
 	r = write_manifest(outdir, &m, o->key_path);
 	if (r < 0)
 		ERR("cannot write the manifest: %s\n", strerror(-r));

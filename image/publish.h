@@ -17,10 +17,15 @@ struct lr_publish_opts {
 	uint64_t image_version; /* anti-rollback counter */
 	const char *key_path;   /* private key, PEM */
 	int quiet;
+	/* Publish the metadata map (image/erofs-meta.h), which kernels that
+	 * read EROFS metadata without fanotify events need: 1 (an image it
+	 * cannot map is an error), 0 (skip). */
+	int meta_map;
 };
 
 struct lr_publish_stats {
 	uint64_t chunks, chunks_written, zero_chunks, nodes, bytes_written;
+	uint64_t meta_blocks, meta_ranges, meta_pieces, meta_map_bytes;
 };
 
 /* Publish IMAGE into OUTDIR (created if needed). The manifest is written

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "verify.h"
+#include "verify-text.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -150,7 +151,7 @@ static int bad(const char **why, const char *reason)
 	return -EBADMSG;
 }
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
+int lr_parse_u64(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -169,8 +170,8 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
 }
 
 /* Next line "KEY VALUE\n" at *pos, where KEY must be `key`. */
-static int next_field(const char *text, size_t len, size_t *pos, const char *key,
-		      const char **val, size_t *vlen)
+int lr_next_field(const char *text, size_t len, size_t *pos, const char *key,
+		  const char **val, size_t *vlen)
 {
 	size_t kl = strlen(key);
 	const char *s = text + *pos;
@@ -197,44 +198,53 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 	memset(m, 0, sizeof(*m));
 	if (len > LR_MANIFEST_MAX)
 		return bad(why, "manifest larger than 4096 bytes");
-	if (next_field(text, len, &pos, "lazyroot-manifest", &v, &vl) < 0)
+	if (lr_next_field(text, len, &pos, "lazyroot-manifest", &v, &vl) < 0)
 		return bad(why, "not a lazyroot manifest");
-	if (parse_u64(v, vl, &u) < 0 || u != LR_MANIFEST_FORMAT)
+	if (lr_parse_u64(v, vl, &u) < 0 || u != LR_MANIFEST_FORMAT)
 		return bad(why, "unsupported manifest format");
-	if (next_field(text, len, &pos, "image-version", &v, &vl) < 0 ||
-	    parse_u64(v, vl, &m->image_version) < 0)
+	if (lr_next_field(text, len, &pos, "image-version", &v, &vl) < 0 ||
+	    lr_parse_u64(v, vl, &m->image_version) < 0)
 		return bad(why, "image-version missing or not a number");
-	if (next_field(text, len, &pos, "image-size", &v, &vl) < 0 ||
-	    parse_u64(v, vl, &m->image_size) < 0)
+	if (lr_next_field(text, len, &pos, "image-size", &v, &vl) < 0 ||
+	    lr_parse_u64(v, vl, &m->image_size) < 0)
 		return bad(why, "image-size missing or not a number");
 	if (m->image_size == 0 || m->image_size % 4096 || m->image_size > (1ull << 50))
 		return bad(why, "image-size zero, not whole 4 KiB blocks, or over 1 PiB");
-	if (next_field(text, len, &pos, "chunk-size", &v, &vl) < 0 || parse_u64(v, vl, &u) < 0)
+	if (lr_next_field(text, len, &pos, "chunk-size", &v, &vl) < 0 || lr_parse_u64(v, vl, &u) < 0)
 		return bad(why, "chunk-size missing or not a number");
 	if (u < LR_CHUNK_MIN || u > LR_CHUNK_MAX || (u & (u - 1)))
 		return bad(why, "chunk-size not a power of two from 4 KiB to 1 MiB");
 	m->chunk_size = (uint32_t)u;
-	if (next_field(text, len, &pos, "tree-depth", &v, &vl) < 0 || parse_u64(v, vl, &u) < 0)
+	if (lr_next_field(text, len, &pos, "tree-depth", &v, &vl) < 0 || lr_parse_u64(v, vl, &u) < 0)
 		return bad(why, "tree-depth missing or not a number");
 	if (u != lr_tree_depth(lr_tree_chunks(m->image_size, m->chunk_size)))
 		return bad(why, "tree-depth does not match image and chunk size");
 	m->depth = (uint32_t)u;
-	if (next_field(text, len, &pos, "tree-root", &v, &vl) < 0 ||
+	if (lr_next_field(text, len, &pos, "tree-root", &v, &vl) < 0 ||
 	    lr_digest_parse(v, vl, &m->root) < 0)
 		return bad(why, "tree-root missing or not 64 lower-case hex digits");
-	if (next_field(text, len, &pos, "fsid", &v, &vl) < 0 || vl != LR_FSID_LEN)
+	if (lr_next_field(text, len, &pos, "fsid", &v, &vl) < 0 || vl != LR_FSID_LEN)
 		return bad(why, "fsid missing or malformed");
 	lr_fsid_derive(m->image_size, m->chunk_size, m->depth, &m->root, m->fsid);
 	if (memcmp(v, m->fsid, LR_FSID_LEN) != 0)
 		return bad(why, "fsid does not match the tree root and sizes");
-	if (next_field(text, len, &pos, "key-id", &v, &vl) < 0 || vl != LR_KEYID_HEX)
+	if (len - pos > 9 && memcmp(text + pos, "meta-map ", 9) == 0) {
+		const char *sp;
+		if (lr_next_field(text, len, &pos, "meta-map", &v, &vl) < 0 ||
+		    !(sp = memchr(v, ' ', vl)) || lr_digest_parse(v, (size_t)(sp - v), &m->meta_digest) < 0 ||
+		    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &m->meta_size) < 0 ||
+		    m->meta_size == 0 || m->meta_size > LR_META_MAP_MAX)
+			return bad(why, "meta-map malformed (digest and a size up to 4 MiB)");
+		m->has_meta = 1;
+	}
+	if (lr_next_field(text, len, &pos, "key-id", &v, &vl) < 0 || vl != LR_KEYID_HEX)
 		return bad(why, "key-id missing or malformed");
 	for (size_t i = 0; i < vl; i++)
 		if (hexval(v[i]) < 0)
 			return bad(why, "key-id not lower-case hex");
 	memcpy(m->key_id, v, vl);
 	m->signed_len = pos;
-	if (next_field(text, len, &pos, "signature", &v, &vl) < 0)
+	if (lr_next_field(text, len, &pos, "signature", &v, &vl) < 0)
 		return bad(why, "signature line missing");
 	if (pos != len)
 		return bad(why, "bytes after the signature line");
@@ -246,15 +256,20 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 
 int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t *len)
 {
-	char root[LR_DIGEST_HEX + 1];
+	char root[LR_DIGEST_HEX + 1], meta[LR_DIGEST_HEX + 48] = "";
 
 	lr_digest_hex(&m->root, root);
+	if (m->has_meta) {
+		char hex[LR_DIGEST_HEX + 1];
+		lr_digest_hex(&m->meta_digest, hex);
+		snprintf(meta, sizeof(meta), "meta-map %s %" PRIu64 "\n", hex, m->meta_size);
+	}
 	int n = snprintf(buf, cap,
 			 "lazyroot-manifest %d\nimage-version %" PRIu64 "\nimage-size %" PRIu64
 			 "\nchunk-size %" PRIu32 "\ntree-depth %" PRIu32
-			 "\ntree-root %s\nfsid %s\nkey-id %s\n",
+			 "\ntree-root %s\nfsid %s\n%skey-id %s\n",
 			 LR_MANIFEST_FORMAT, m->image_version, m->image_size, m->chunk_size,
-			 m->depth, root, m->fsid, m->key_id);
+			 m->depth, root, m->fsid, meta, m->key_id);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	*len = (size_t)n;

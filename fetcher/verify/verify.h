@@ -64,6 +64,11 @@ uint32_t lr_tree_slot_of(uint64_t chunk, uint32_t level);
 
 /* ---- manifest ---- */
 struct lr_manifest {
+	/* Optional: the metadata map object (docs/image-format.md), which says
+	 * what a file-backed mount reads without events on some kernels. */
+	int has_meta;
+	struct lr_digest meta_digest;
+	uint64_t meta_size;
 	uint64_t image_version;
 	uint64_t image_size;
 	uint32_t chunk_size;
@@ -86,6 +91,31 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 
 /* Write the signed part (everything but the signature line). */
 int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t *len);
+
+/* ---- metadata map ---- */
+
+/* Largest metadata map object: tens of thousands of ranges. */
+#define LR_META_MAP_MAX (4u << 20)
+#define LR_META_BLOCK 4096u
+
+struct lr_metamap {
+	uint64_t blocks;        /* 4 KiB blocks of metadata */
+	uint64_t (*ranges)[2];  /* (first block, count), sorted, apart */
+	uint64_t *packed;       /* blocks before range i in the pieces */
+	size_t nranges;
+	struct lr_digest *pieces; /* the metadata blocks in range order, cut in pieces */
+	uint32_t *piece_len;
+	size_t npieces;
+};
+
+/* Parse and check a map (text) against its image. Allocates; 0 or
+ * -EBADMSG with *why, -ENOMEM. */
+int lr_metamap_parse(const char *text, size_t len, uint64_t image_size, uint32_t chunk_size,
+		     struct lr_metamap *mm, const char **why);
+void lr_metamap_free(struct lr_metamap *mm);
+/* Image offset of byte `pos` of the concatenated metadata blocks, and how
+ * many bytes from there are contiguous in the image. */
+int lr_metamap_locate(const struct lr_metamap *mm, uint64_t pos, uint64_t *off, uint64_t *run);
 
 /* ---- keys and signatures ---- */
 struct lr_key {
