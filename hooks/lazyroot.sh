@@ -42,7 +42,7 @@ lr_fail() {
 lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
-	lr_timeout='' lr_faildelay=5
+	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto
 	read -r cmdline </proc/cmdline
 	for arg in $cmdline; do
 		case $arg in
@@ -56,6 +56,8 @@ lr_parse_cmdline() {
 		rd.lazyroot.resolve=*) lr_resolve="$lr_resolve ${arg#*=}" ;;
 		rd.lazyroot.timeout=*) lr_timeout=${arg#*=} ;;
 		rd.lazyroot.faildelay=*) lr_faildelay=${arg#*=} ;;
+		rd.lazyroot.backend=*) lr_backend=${arg#*=} ;;
+		rd.lazyroot.metadata=*) lr_metadata=${arg#*=} ;;
 		ip=*) lr_ip=${arg#ip=} ;;
 		init=*) lr_init=${arg#init=} ;;
 		rd.shell) lr_rdshell=1 ;;
@@ -66,6 +68,14 @@ lr_parse_cmdline() {
 	case $lr_overlay in
 	""|none|tmpfs) ;;
 	*) lr_fail "rd.lazyroot.overlay=$lr_overlay: only 'tmpfs' or 'none' are known" ;;
+	esac
+	case $lr_backend in
+	auto|cachefiles|fanotify) ;;
+	*) lr_fail "rd.lazyroot.backend=$lr_backend: use auto, cachefiles or fanotify" ;;
+	esac
+	case $lr_metadata in
+	auto|prefill|lazy) ;;
+	*) lr_fail "rd.lazyroot.metadata=$lr_metadata: use auto, prefill or lazy" ;;
 	esac
 	case $lr_minver in
 	""|*[!0-9]*) [ -z "$lr_minver" ] || lr_fail "rd.lazyroot.minversion=$lr_minver is not a number" ;;
@@ -132,6 +142,33 @@ lr_network() {
 	esac
 }
 
+# Kernel modules the initramfs carries (initramfs/build --kernel-modules),
+# in dependency order. Parameters come from the command line as for
+# modprobe: brd.rd_size=N becomes insmod brd.ko rd_size=N.
+lr_load_modules() {
+	[ -r /lib/lazyroot/modules.load ] || return 0
+	mkdir -p "$LR_RUN"
+	read -r cmdline </proc/cmdline
+	n=0
+	while read -r ko; do
+		m=${ko##*/}
+		m=${m%.ko}
+		[ -d "/sys/module/$m" ] && continue
+		set --
+		for arg in $cmdline; do
+			case $arg in
+			"$m".*=*) set -- "$@" "${arg#"$m".}" ;;
+			esac
+		done
+		if insmod "$ko" "$@" 2>"$LR_RUN/insmod.err"; then
+			n=$((n + 1))
+		else
+			lr_log "warning: cannot load module $m: $(cat "$LR_RUN/insmod.err")"
+		fi
+	done </lib/lazyroot/modules.load
+	lr_log "loaded $n kernel modules"
+}
+
 lr_mount_srcdev() {
 	[ -n "$lr_srcdev" ] || return 0
 	mkdir -p "$LR_RUN/src"
@@ -182,12 +219,13 @@ lr_start_daemon() {
 	[ -n "$lr_insecure" ] && set -- "$@" --insecure
 	[ -n "$lr_timeout" ] && set -- "$@" --read-timeout "$lr_timeout"
 	[ -n "$lr_debug" ] && set -- "$@" --verbose
+	set -- "$@" --backend "$lr_backend" --metadata "$lr_metadata"
 	for r in $lr_resolve; do
 		set -- "$@" --resolve "$r"
 	done
 	# Started by its '@' name: systemd leaves processes whose argv[0]
 	# starts with '@' alone at shutdown (root storage daemons).
-	lr_fsid=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" --cache-dir "$LR_RUN/cache" \
+	lr_ready=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" --cache-dir "$LR_RUN/cache" \
 		"$@" "$lr_url" 2>"$LR_RUN/lazyrootd.err")
 	rc=$?
 	why=$(tail -n 1 "$LR_RUN/lazyrootd.err" 2>/dev/null)
@@ -196,7 +234,15 @@ lr_start_daemon() {
 	1) lr_fail "lazyrootd refused $lr_url: ${why:-bad configuration or an image that fails verification}" ;;
 	*) lr_fail "lazyrootd could not serve $lr_url: ${why:-exit $rc}" ;;
 	esac
-	[ -n "$lr_fsid" ] || lr_fail "lazyrootd started but reported no fsid"
+	# "cachefiles FSID" or "fanotify IMAGE-FILE"
+	lr_kind=${lr_ready%% *}
+	lr_arg=${lr_ready#* }
+	case $lr_kind in
+	cachefiles|fanotify) [ -n "$lr_arg" ] && [ "$lr_arg" != "$lr_ready" ] ||
+		lr_fail "lazyrootd reported '$lr_ready'" ;;
+	*) lr_fail "lazyrootd started but reported '$lr_ready' (expected a backend)" ;;
+	esac
+	lr_log "lazyrootd ready ($lr_kind backend) at t=$(lr_uptime)s"
 }
 
 lr_mount_root() {
@@ -206,13 +252,18 @@ lr_mount_root() {
 	else
 		lower=$LR_NEWROOT
 	fi
-	if ! mount -t erofs -o "ro,fsid=$lr_fsid" none "$lower" 2>"$LR_RUN/mount.err"; then
+	if [ "$lr_kind" = fanotify ]; then
+		# mount(8) would put a loop device under a regular file, and
+		# loop reads raise no fanotify events: lazyrootd calls mount(2).
+		lazyrootd mount "$lr_arg" "$lower" 2>"$LR_RUN/mount.err" ||
+			lr_fail "EROFS mount of $lr_arg failed: $(cat "$LR_RUN/mount.err")"
+	elif ! mount -t erofs -o "ro,fsid=$lr_arg" none "$lower" 2>"$LR_RUN/mount.err"; then
 		err=$(cat "$LR_RUN/mount.err")
 		case $err in
 		*"No buffer space"*)
-			lr_fail "EROFS mount of fsid $lr_fsid failed: no on-demand cache is bound (lazyrootd not running?)" ;;
+			lr_fail "EROFS mount of fsid $lr_arg failed: no on-demand cache is bound (lazyrootd not running?)" ;;
 		*)
-			lr_fail "EROFS mount of fsid $lr_fsid failed: $err" ;;
+			lr_fail "EROFS mount of fsid $lr_arg failed: $err" ;;
 		esac
 	fi
 	if [ "$lr_overlay" = tmpfs ]; then
@@ -263,13 +314,14 @@ lr_switch_root() {
 lazyroot_main() {
 	lr_log "initramfs started at t=$(lr_uptime)s"
 	lr_parse_cmdline
+	lr_load_modules
 	lr_mount_srcdev
 	lr_setup_cache
 	lr_log "cache ready at t=$(lr_uptime)s"
 	lr_network
 	lr_start_daemon
 	lr_mount_root
-	lr_log "root mounted (fsid $lr_fsid) at t=$(lr_uptime)s"
+	lr_log "root mounted ($lr_kind $lr_arg) at t=$(lr_uptime)s"
 	lr_report
 	if [ -n "$lr_rdbreak" ]; then
 		lr_shell

@@ -188,7 +188,7 @@ static int dev_cmd(struct lr_cf *cf, const char *fmt, ...)
 }
 
 int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath, const char *cachedir,
-		      const char *tag)
+		      const char *tag, int probing)
 {
 	_cleanup_close_ int fd = open(devpath, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	struct lr_cf *cf;
@@ -199,7 +199,8 @@ int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath, const char *cache
 		if (r == -EBUSY)
 			return log_error_errno(r, "open %s: another daemon holds the cache device", devpath);
 		if (r == -ENOENT || r == -ENODEV)
-			return log_error_errno(r, "open %s: kernel lacks CONFIG_CACHEFILES", devpath);
+			return lr_log_errno(probing ? LR_LOG_INFO : LR_LOG_ERR, r,
+					    "open %s: kernel lacks CONFIG_CACHEFILES", devpath);
 		return log_error_errno(r, "open %s", devpath);
 	}
 	r = lr_cf_new(&cf, fd, NULL);
@@ -221,9 +222,10 @@ int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath, const char *cache
 	if (r < 0) {
 		lr_cf_free(cf);
 		if (r == -EOPNOTSUPP)
-			return log_error_errno(r, "cachefiles: bind ondemand in %s (tmpfs cannot hold "
-						  "a cache, or the kernel lacks CACHEFILES_ONDEMAND)",
-					       cachedir);
+			return lr_log_errno(probing ? LR_LOG_INFO : LR_LOG_ERR, r,
+					    "cachefiles: bind ondemand in %s (tmpfs cannot hold "
+					    "a cache, or the kernel lacks CACHEFILES_ONDEMAND)",
+					    cachedir);
 		return log_error_errno(r, "cachefiles: bind ondemand in %s", cachedir);
 	}
 	lr_steal_fd(&fd);

@@ -38,9 +38,10 @@ struct lr_cf;
 int lr_cf_parse(const void *buf, size_t n, struct lr_kreq *req, const char **why);
 
 /* Open /dev/cachefiles (path for tests) and bind an on-demand cache in
- * cachedir with the given tag. */
+ * cachedir with the given tag. probing: a kernel without the device or
+ * without on-demand mode is an expected answer, logged as information. */
 int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath,
-		      const char *cachedir, const char *tag);
+		      const char *cachedir, const char *tag, int probing);
 /* Wrap an already open device fd (tests, supervisor hand-over). */
 int lr_cf_new(struct lr_cf **cfp, int devfd, const struct lr_cf_ops *ops);
 void lr_cf_free(struct lr_cf *cf);

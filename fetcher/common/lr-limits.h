@@ -83,4 +83,10 @@
 #define LR_CHUNK_CACHE_MIN (LR_READAHEAD_CHUNKS + 2u)
 #define LR_CHUNK_CACHE_MAX 64u
 
+/* Supervisor: a worker that dies is restarted at once; this many deaths
+ * within this window mean it will keep dying (a bad image or machine), and
+ * the supervisor answers the kernel itself, failing closed. */
+#define LR_RESTART_BURST 5u
+#define LR_RESTART_WINDOW_MS 60000u
+
 #endif

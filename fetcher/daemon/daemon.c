@@ -161,7 +161,7 @@ static void transport_wait(int epfd, int timeout_ms)
 
 /* Run only the transport until *flag is set (the transport's attempts and
  * timeouts bound it). */
-static void spin_transport(struct lr_daemon *d, const int *flag)
+void lr_daemon_wait(struct lr_daemon *d, const int *flag)
 {
 	int epfd = transport_epoll(d);
 
@@ -186,7 +186,7 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 			       manifest_done, d);
 	if (r < 0)
 		return log_error_errno(r, "queueing the manifest fetch");
-	spin_transport(d, &d->manifest_done);
+	lr_daemon_wait(d, &d->manifest_done);
 	if (d->manifest_err < 0) {
 		if (d->manifest_why)
 			return log_error_errno(d->manifest_err, "no acceptable manifest on any mirror (%s)",
@@ -864,6 +864,7 @@ int lr_daemon_run(struct lr_daemon *d)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -897,12 +898,20 @@ int lr_daemon_run(struct lr_daemon *d)
 				lr_transport_run(d->tr);
 			} else if (fd == d->sigfd) {
 				struct signalfd_siginfo si;
-				if (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
-					log_notice("signal %u: stopping; reads of uncached data on "
-						   "the mounted image will fail from now on",
+				if (read(d->sigfd, &si, sizeof(si)) != sizeof(si))
+					continue;
+				if (d->persist) {
+					log_notice("signal %u ignored: the mounted root is served by "
+						   "this daemon (fanotify backend)",
 						   si.ssi_signo);
-					d->stop = 1;
+					continue;
 				}
+				if (si.ssi_signo == SIGHUP)
+					continue;
+				log_notice("signal %u: stopping; reads of uncached data on "
+					   "the mounted image will fail from now on",
+					   si.ssi_signo);
+				d->stop = 1;
 			} else if (fd == d->statusfd) {
 				serve_status(d);
 			}

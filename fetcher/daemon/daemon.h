@@ -99,6 +99,9 @@ struct lr_daemon {
 	int verify_err; /* verify mode: the first chunk that could not be had */
 	int epfd, sigfd, statusfd, dev_watched;
 	int stop;
+	/* The mount depends on us answering (fanotify: a closed group lets
+	 * holes be read as zeros): TERM/INT/HUP are logged and ignored. */
+	int persist;
 };
 
 /* Set up transport and keys from cfg (the keyring is already filled). */
@@ -112,6 +115,15 @@ int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be);
  * fills d->img. Logs the reason on failure. -EKEYREJECTED, -ENOKEY,
  * -ESTALE (rollback), -EBADMSG or a transport error. */
 int lr_daemon_load_manifest(struct lr_daemon *d);
+
+/* Before the kernel is involved: run only the transport until *flag is set
+ * (bounded by the transport's attempts and timeouts). */
+void lr_daemon_wait(struct lr_daemon *d, const int *flag);
+
+/* Write the image's metadata (the signed metadata map's pieces, fetched and
+ * verified) through the backend: for kernels whose file-backed EROFS mount
+ * reads metadata without raising events (daemon/prefill.c). */
+int lr_daemon_prefill_meta(struct lr_daemon *d);
 
 /* Handle one decoded kernel request (tests drive this directly). */
 int lr_daemon_handle(struct lr_daemon *d, const struct lr_kreq *req);

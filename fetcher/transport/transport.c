@@ -230,6 +230,19 @@ out:
 	curl_url_cleanup(u);
 }
 
+/* The multi handle's wiring to our epoll fd and timer, and its bounds. */
+static void multi_setup(struct lr_transport *t)
+{
+	t->timer_due_ms = -1;
+	t->rng = (uint32_t)now_ms() ^ (uint32_t)getpid() * 2654435761u;
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)t->max_active);
+	curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->max_active * 2);
+}
+
 int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o)
 {
 	struct lr_transport *t;
@@ -298,15 +311,33 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 	t->max_active = o->max_active ? o->max_active : LR_XFER_ACTIVE_DEFAULT;
 	if (t->max_active > LR_XFER_ACTIVE_MAX)
 		t->max_active = LR_XFER_ACTIVE_MAX;
-	t->timer_due_ms = -1;
-	t->rng = (uint32_t)now_ms() ^ (uint32_t)getpid() * 2654435761u;
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
-	curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)t->max_active);
-	curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->max_active * 2);
+	multi_setup(t);
 	*tp = t;
+	return 0;
+}
+
+int lr_transport_reset(struct lr_transport *t)
+{
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
+		struct slot *s = &t->slots[i];
+		if (s->used && s->easy) {
+			curl_multi_remove_handle(t->multi, s->easy);
+			curl_easy_cleanup(s->easy);
+		}
+		if (s->used)
+			free(s->buf);
+		memset(s, 0, sizeof(*s));
+	}
+	for (unsigned i = 0; i < t->npool; i++)
+		curl_easy_cleanup(t->pool[i]);
+	t->npool = t->nactive = t->nused = 0;
+	curl_multi_cleanup(t->multi);
+	close(t->epfd);
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->multi = curl_multi_init();
+	if (t->epfd < 0 || !t->multi)
+		return -ENOMEM;
+	multi_setup(t);
 	return 0;
 }
 

@@ -54,6 +54,11 @@ struct lr_transport_stats {
 
 int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o);
 void lr_transport_free(struct lr_transport *t);
+/* Forget every pending fetch (without calling its done()) and every
+ * connection; keep mirrors, pinned addresses, CA and options. For a
+ * process about to fork workers, and for a new worker: no connection (or
+ * TLS session) is ever shared between processes. */
+int lr_transport_reset(struct lr_transport *t);
 
 /*
  * Queue a fetch of `name` (at most max bytes; larger is an error). Exact

@@ -16,10 +16,31 @@ skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 note() { echo "  $*"; }
 
+# VM_KERNEL picks the guest kernel: "test" (default) is our 6.12 build with
+# everything built in (cachefiles backend); "debian" is Debian's stock 7.x
+# cloud kernel, unmodified (scripts/debian-kernel), whose drivers are
+# modules the initramfs carries (fanotify backend).
+VM_KERNEL=${VM_KERNEL:-test}
 vm_require() {
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (scripts/setup)"
-	KDIR=$(kernel_dir) || skip "linux-source-6.12 not installed (scripts/setup)"
-	[ -r "$KDIR/bzImage" ] || skip "test kernel not built (scripts/build-kernel)"
+	MODULES=''
+	case $VM_KERNEL in
+	test)
+		KDIR=$(kernel_dir) || skip "linux-source-6.12 not installed (scripts/setup)"
+		[ -r "$KDIR/bzImage" ] || skip "test kernel not built (scripts/build-kernel)"
+		KERNEL=$KDIR/bzImage
+		VM_BACKEND=cachefiles
+		;;
+	debian)
+		KDIR=$("$VM_TOP/scripts/debian-kernel" 2>/dev/null) ||
+			skip "Debian's stock kernel could not be fetched (scripts/debian-kernel)"
+		KERNEL=$KDIR/vmlinuz
+		MODULES=$KDIR/modules/lib/modules/$(cat "$KDIR/abi")
+		VM_BACKEND=fanotify
+		note "kernel: Debian $(cat "$KDIR/abi") ($(grep -m1 linux-image "$KDIR/packages"))"
+		;;
+	*) fail "VM_KERNEL=$VM_KERNEL: test or debian" ;;
+	esac
 	DAEMON=$BUILD/static/fetcher/lazyrootd
 	[ -x "$DAEMON" ] || skip "static lazyrootd not built (make static)"
 	WORK=$(mktemp -d /tmp/lazyroot-vm.XXXXXX)
@@ -53,11 +74,13 @@ vm_fixture() {
 		"$tool" build -q --key "$FIX/key.pem" --version 1 --compress lz4 \
 			--keep-image "$FIX/image.erofs" "$FIX/root" "$FIX/pub.tmp"
 		md5sum "$FIX/root/data/big.bin" | cut -d' ' -f1 >"$FIX/big.md5"
+		md5sum "$FIX/root/data/other.bin" | cut -d' ' -f1 >"$FIX/other.md5"
 		rm -rf "$FIX/root"
 		mv "$FIX/pub.tmp" "$FIX/pub"
 	fi
 	IMAGE_SIZE=$(stat -c %s "$FIX/image.erofs")
 	BIG_MD5=$(cat "$FIX/big.md5")
+	OTHER_MD5=$(cat "$FIX/other.md5")
 }
 
 # An ext2 disk holding a published directory (the file:// source).
@@ -71,8 +94,9 @@ vm_source_disk() {
 # vm_initramfs [initramfs/build options]  (default: trust the fixture key)
 vm_initramfs() {
 	[ $# -gt 0 ] || set -- --key "$FIX/pub.pem"
-	"$VM_TOP/initramfs/build" --daemon "$DAEMON" "$@" "$WORK/initrd.gz" 2>/dev/null ||
-		fail "initramfs build failed"
+	[ -z "$MODULES" ] || set -- "$@" --kernel-modules "$MODULES"
+	"$VM_TOP/initramfs/build" --daemon "$DAEMON" "$@" "$WORK/initrd.gz" 2>"$WORK/initramfs.log" ||
+		{ cat "$WORK/initramfs.log"; fail "initramfs build failed"; }
 }
 
 # shellcheck source=scripts/servers.sh
@@ -105,7 +129,7 @@ vm_boot() {
 	shift 2
 	local start end rc=0
 	start=$(date +%s.%N)
-	"$VM_TOP/scripts/run-qemu" --kernel "$KDIR/bzImage" --initrd "$WORK/initrd.gz" \
+	"$VM_TOP/scripts/run-qemu" --kernel "$KERNEL" --initrd "$WORK/initrd.gz" \
 		--append "$append" --timeout "$VM_TIMEOUT" --log "$logf" "$@" >/dev/null 2>&1 || rc=$?
 	end=$(date +%s.%N)
 	BOOT_WALL=$(echo "$end - $start" | bc)
@@ -115,7 +139,7 @@ vm_boot() {
 
 # The lines of a serial log worth keeping in a CI log.
 vm_show() {
-	grep -E '^lazyroot|lazyrootd:|FATAL|Kernel panic|erofs:|CacheFiles' "$1" | sed 's/^/  | /' || true
+	grep -E '^lazyroot|lazyrootd|FATAL|Kernel panic|erofs|CacheFiles|tainting' "$1" | sed 's/^/  | /' || true
 }
 
 # check_boot LOG: the common assertions of a successful boot; prints the
@@ -125,6 +149,7 @@ vm_show() {
 check_boot() {
 	local log=$1 line req size recv requests t_init t_root t_new
 	! grep -q FATAL "$log" || { vm_show "$log"; fail "the hook reported a fatal error"; }
+	expect "$log" "^lazyroot: lazyrootd ready \\($VM_BACKEND backend\\)" "lazyrootd did not use the $VM_BACKEND backend"
 	expect "$log" '^lazyroot-test: new root init running' "new root's init did not run"
 	expect "$log" '^lazyroot-test: lazyrootd argv0 @lazyrootd' "lazyrootd not running as @lazyrootd after switch_root"
 	expect "$log" "^lazyroot-test: big.bin md5 $BIG_MD5" "file first read after switch_root not served intact"
@@ -138,9 +163,12 @@ check_boot() {
 	[ "$size" = "$IMAGE_SIZE" ] || fail "report says image of $size bytes, the image has $IMAGE_SIZE"
 	t_init=$(sed -nE 's/^lazyroot: initramfs started at t=([0-9.]+)s.*/\1/p' "$log")
 	t_root=$(sed -nE 's/^lazyroot: root mounted .* at t=([0-9.]+)s.*/\1/p' "$log")
+	T_ROOT_MOUNTED=$(echo "$t_root - $t_init" | bc)
+	FETCHED_BEFORE=$recv
 	t_new=$(sed -nE 's/^lazyroot-test: new root init running .* at t=([0-9.]+)s.*/\1/p' "$log")
 	note "image $size bytes; before switch_root: kernel requested $req ($(echo "scale=2; $req * 100 / $size" | bc)%), fetched $recv ($(echo "scale=2; $recv * 100 / $size" | bc)%) in $requests requests"
-	note "guest clock: initramfs at ${t_init}s, root mounted at ${t_root}s, new init at ${t_new}s; wall ${BOOT_WALL}s (TCG)"
+	note "guest clock: initramfs at ${t_init}s, root mounted at ${t_root}s (+${T_ROOT_MOUNTED}s), new init at ${t_new}s; wall ${BOOT_WALL}s (TCG)"
+	note "backend $VM_BACKEND, kernel $VM_KERNEL: initramfs start -> root mounted ${T_ROOT_MOUNTED}s, fetched before switch_root $recv bytes"
 	note "$(sed -nE 's/^lazyroot-test: (lazyrootd VmRSS.*)/\1/p' "$log")"
 	[ $((recv * 10)) -le "$size" ] || fail "fetched more than 10% of the image before switch_root"
 	[ $((req * 10)) -le "$size" ] || fail "kernel asked for more than 10% of the image before switch_root"
