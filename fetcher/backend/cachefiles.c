@@ -221,7 +221,9 @@ int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath, const char *cache
 	r = dev_cmd(cf, "bind ondemand");
 	if (r < 0) {
 		lr_cf_free(cf);
-		if (r == -EOPNOTSUPP)
+		/* EOPNOTSUPP: on-demand mode not built in, or tmpfs; EINVAL:
+		 * a kernel whose bind takes no argument at all (no on-demand). */
+		if (r == -EOPNOTSUPP || r == -EINVAL)
 			return lr_log_errno(probing ? LR_LOG_INFO : LR_LOG_ERR, r,
 					    "cachefiles: bind ondemand in %s (tmpfs cannot hold "
 					    "a cache, or the kernel lacks CACHEFILES_ONDEMAND)",

@@ -19,7 +19,8 @@ note() { echo "  $*"; }
 # VM_KERNEL picks the guest kernel: "test" (default) is our 6.12 build with
 # everything built in (cachefiles backend); "debian" is Debian's stock 7.x
 # cloud kernel, unmodified (scripts/debian-kernel), whose drivers are
-# modules the initramfs carries (fanotify backend).
+# modules the initramfs carries (fanotify backend); "debian-6.18" another
+# Debian series.
 VM_KERNEL=${VM_KERNEL:-test}
 vm_require() {
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (scripts/setup)"
@@ -31,9 +32,11 @@ vm_require() {
 		KERNEL=$KDIR/bzImage
 		VM_BACKEND=cachefiles
 		;;
-	debian)
-		KDIR=$("$VM_TOP/scripts/debian-kernel" 2>/dev/null) ||
-			skip "Debian's stock kernel could not be fetched (scripts/debian-kernel)"
+	debian | debian-*)
+		local series=${VM_KERNEL#debian}
+		series=${series#-}
+		KDIR=$("$VM_TOP/scripts/debian-kernel" --series "${series:-7}" 2>/dev/null) ||
+			skip "Debian's stock kernel (series ${series:-7}) could not be fetched (scripts/debian-kernel)"
 		KERNEL=$KDIR/vmlinuz
 		MODULES=$KDIR/modules/lib/modules/$(cat "$KDIR/abi")
 		VM_BACKEND=fanotify
