@@ -238,8 +238,11 @@ lr_start_daemon() {
 	lr_kind=${lr_ready%% *}
 	lr_arg=${lr_ready#* }
 	case $lr_kind in
-	cachefiles|fanotify) [ -n "$lr_arg" ] && [ "$lr_arg" != "$lr_ready" ] ||
-		lr_fail "lazyrootd reported '$lr_ready'" ;;
+	cachefiles|fanotify)
+		if [ -z "$lr_arg" ] || [ "$lr_arg" = "$lr_ready" ]; then
+			lr_fail "lazyrootd reported '$lr_ready'"
+		fi
+		;;
 	*) lr_fail "lazyrootd started but reported '$lr_ready' (expected a backend)" ;;
 	esac
 	lr_log "lazyrootd ready ($lr_kind backend) at t=$(lr_uptime)s"
