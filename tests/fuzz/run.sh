@@ -10,7 +10,8 @@ command -v clang >/dev/null || { echo "SKIP: clang not installed (scripts/setup)
 make -s -C "$top" fuzz >"$BUILD/fuzz-build.log" 2>&1 || { cat "$BUILD/fuzz-build.log"; exit 1; }
 tool=$BUILD/host/image/lazyroot-image
 corpus=$BUILD/fuzz-corpus
-mkdir -p "$corpus"/{fuzz-manifest,fuzz-cf-msg,fuzz-tree}
+targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta)
+for f in "${targets[@]}"; do mkdir -p "$corpus/$f"; done
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
 
@@ -19,8 +20,23 @@ trap 'rm -rf "$w"' EXIT
 if [ -x "$tool" ]; then
 	head -c 65536 /dev/zero >"$w/img"
 	"$tool" keygen -q "$w/k" "$w/p"
-	"$tool" publish -q --key "$w/k" --chunk-size 4096 "$w/img" "$w/pub"
+	"$tool" publish -q --no-meta-map --key "$w/k" --chunk-size 4096 "$w/img" "$w/pub"
 	cp "$w/pub/lazyroot.manifest" "$corpus/fuzz-manifest/seed-manifest"
+	# A real EROFS image (small: directories, inline and plain files, a
+	# compressed file, symlinks) and its metadata map.
+	if command -v mkfs.erofs >/dev/null; then
+		mkdir -p "$w/root/d"
+		for i in $(seq 40); do echo "file $i" >"$w/root/d/f$i"; done
+		seq 1 3000 >"$w/root/text"
+		ln -s d/f1 "$w/root/link"
+		mkfs.erofs -zlz4hc --quiet "$w/e.erofs" "$w/root" >/dev/null 2>&1 &&
+			cp "$w/e.erofs" "$corpus/fuzz-erofs-meta/seed-lz4" &&
+			"$tool" publish -q --key "$w/k" --chunk-size 4096 "$w/e.erofs" "$w/epub" &&
+			meta=$(sed -n 's/^meta-map \([0-9a-f]*\) .*/\1/p' "$w/epub/lazyroot.manifest") &&
+			cp "$w/epub/chunks/${meta:0:2}/$meta" "$corpus/fuzz-metamap/seed-map"
+		mkfs.erofs --quiet "$w/p.erofs" "$w/root" >/dev/null 2>&1 &&
+			cp "$w/p.erofs" "$corpus/fuzz-erofs-meta/seed-plain"
+	fi
 fi
 le32() { # a little-endian 32-bit value below 65536
 	local lo hi
@@ -34,11 +50,19 @@ le32() { # a little-endian 32-bit value below 65536
 { le32 2; le32 2; le32 32; le32 7; le32 4096; le32 0; le32 32768; le32 0; } >"$corpus/fuzz-cf-msg/seed-read"
 { le32 3; le32 1; le32 16; le32 7; } >"$corpus/fuzz-cf-msg/seed-close"
 head -c 200 /dev/zero >"$corpus/fuzz-tree/seed-zero"
+# A FAN_PRE_ACCESS event: metadata (event_len 48, vers 3, metadata_len 24,
+# mask, fd 7, pid 1) and a range record (type 6, len 24, 8192+65536).
+{ le32 48; printf '\003\000\030\000'; le32 0; printf '\000\000\020\000'; le32 7; le32 1
+  printf '\006\000\030\000'; le32 0; le32 8192; le32 0; le32 65536; le32 0; } \
+	>"$corpus/fuzz-fan-msg/seed-event"
 
 rc=0
-for f in fuzz-manifest fuzz-cf-msg fuzz-tree; do
+for f in "${targets[@]}"; do
 	bin=$BUILD/fuzz/tests/fuzz/$f
-	if ! "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
+	maxlen=4096
+	[ "$f" != fuzz-erofs-meta ] || maxlen=65536
+	[ "$f" != fuzz-metamap ] || maxlen=16384
+	if ! "$bin" -max_total_time="$secs" -max_len=$maxlen -timeout=10 -rss_limit_mb=1024 \
 		-artifact_prefix="$BUILD/fuzz-$f-" "$corpus/$f" >"$w/$f.log" 2>&1; then
 		tail -n 30 "$w/$f.log"
 		echo "FAIL: $f crashed (artifact: $BUILD/fuzz-$f-*)"
