@@ -448,6 +448,67 @@ static int check_object(const char *outdir, const struct lr_digest *d, size_t le
 	return lr_digest_eq(&got, d) ? 0 : -EBADMSG;
 }
 
+/* The metadata map: its pieces exist, match their digests, and hold
+ * exactly the image's bytes at the blocks the map names (checked against
+ * the verified chunks). */
+static int verify_meta(const char *outdir, const struct lr_manifest *m, const uint8_t *digests)
+{
+	struct lr_metamap mm;
+	const char *why = NULL;
+	uint8_t *text = malloc(m->meta_size + 1), *piece = malloc(LR_CHUNK_MAX + 1),
+		*chunk = malloc(LR_CHUNK_MAX + 1);
+	uint64_t have = UINT64_MAX, pos = 0;
+	int r = -ENOMEM;
+
+	if (!text || !piece || !chunk)
+		goto out;
+	r = check_object(outdir, &m->meta_digest, (size_t)m->meta_size, text);
+	if (r < 0) {
+		ERR("metadata map missing or corrupt\n");
+		goto out;
+	}
+	r = lr_metamap_parse((const char *)text, (size_t)m->meta_size, m->image_size, m->chunk_size,
+			     &mm, &why);
+	if (r < 0) {
+		ERR("metadata map refused: %s\n", why ? why : "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < mm.npieces && r == 0; i++) {
+		r = check_object(outdir, &mm.pieces[i], mm.piece_len[i], piece);
+		if (r < 0) {
+			ERR("metadata piece %zu missing or corrupt\n", i);
+			break;
+		}
+		for (uint32_t o = 0; o < mm.piece_len[i] && r == 0; o += LR_META_BLOCK, pos += LR_META_BLOCK) {
+			uint64_t off, run;
+			r = lr_metamap_locate(&mm, pos, &off, &run);
+			if (r < 0)
+				break;
+			uint64_t c = off / m->chunk_size, coff = c * m->chunk_size;
+			uint32_t clen = m->image_size - coff < m->chunk_size ? (uint32_t)(m->image_size - coff)
+									 : m->chunk_size;
+			if (c != have) {
+				struct lr_digest d;
+				memcpy(d.b, digests + c * LR_DIGEST_LEN, LR_DIGEST_LEN);
+				r = check_object(outdir, &d, clen, chunk);
+				if (r < 0)
+					break;
+				have = c;
+			}
+			if (memcmp(piece + o, chunk + (off - coff), LR_META_BLOCK) != 0) {
+				ERR("metadata piece %zu differs from the image at offset %" PRIu64 "\n", i, off);
+				r = -EBADMSG;
+			}
+		}
+	}
+	lr_metamap_free(&mm);
+out:
+	free(text);
+	free(piece);
+	free(chunk);
+	return r;
+}
+
 int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 {
 	struct lr_keyring kr = { 0 };
@@ -529,15 +590,18 @@ int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 				    off);
 		}
 	}
-	free(cur);
-	free(buf);
 	if (r == 0 && bad) {
 		ERR("%" PRIu64 " of %" PRIu64 " chunks missing or corrupt\n", bad, n);
 		r = -EBADMSG;
 	}
+	if (r == 0 && m.has_meta)
+		r = verify_meta(outdir, &m, cur);
+	free(cur);
+	free(buf);
 	if (r == 0 && !quiet)
 		printf("valid: version %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64
-		       " chunks, depth %" PRIu32 ", key %s, fsid %s\n",
-		       m.image_version, m.image_size, n, m.depth, m.key_id, m.fsid);
+		       " chunks, depth %" PRIu32 ", key %s, fsid %s%s\n",
+		       m.image_version, m.image_size, n, m.depth, m.key_id, m.fsid,
+		       m.has_meta ? ", metadata map" : "");
 	return r;
 }
