@@ -63,7 +63,8 @@ map() { # PUBDIR -> the map object's path
 	d=$(sed -n 's/^meta-map \([0-9a-f]*\) .*/\1/p' "$1/lazyroot.manifest")
 	[ -n "$d" ] && echo "$1/chunks/${d:0:2}/$d"
 }
-ma=$(map "$w/pub-a") && mb=$(map "$w/pub-b") || { echo "FAIL: no meta-map in the manifest"; exit 1; }
+ma=$(map "$w/pub-a") || { echo "FAIL: no meta-map in the manifest"; exit 1; }
+mb=$(map "$w/pub-b") || { echo "FAIL: no meta-map in the twin's manifest"; exit 1; }
 cmp -s <(grep '^r ' "$ma") <(grep '^r ' "$mb") ||
 	{ echo "FAIL: the twin images' layouts differ (the test's premise)"; exit 1; }
 python3 - "$w/a.erofs" "$w/b.erofs" "$ma" <<'PY'
