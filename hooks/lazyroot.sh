@@ -166,7 +166,7 @@ lr_load_modules() {
 			lr_log "warning: cannot load module $m: $(cat "$LR_RUN/insmod.err")"
 		fi
 	done </lib/lazyroot/modules.load
-	lr_log "loaded $n kernel modules"
+	lr_log "loaded $n kernel modules at t=$(lr_uptime)s"
 }
 
 lr_mount_srcdev() {
