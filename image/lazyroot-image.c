@@ -12,11 +12,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <ftw.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lr-file.h"
@@ -38,8 +41,11 @@ static int usage(int rc)
 		"       lazyroot-image verify  --key PUB.pem OUTDIR\n"
 		"       lazyroot-image inspect OUTDIR\n"
 		"\n"
-		"build runs mkfs.erofs reproducibly (fixed UUID, timestamps 0, root-owned),\n"
-		"then publishes: chunks under OUTDIR/chunks/, named by their SHA-256, a hash\n"
+		"build runs mkfs.erofs keeping the tree as it is: owners, groups, modes\n"
+		"(setuid, setgid, sticky), xattrs (file capabilities, SELinux labels), hard\n"
+		"links, device nodes, FIFOs, symlinks and mtimes; with SOURCE_DATE_EPOCH set,\n"
+		"newer mtimes are clamped to it and the image is reproducible (fixed UUID).\n"
+		"Then it publishes: chunks under OUTDIR/chunks/, named by their SHA-256, a hash\n"
 		"tree of chunk digests, and OUTDIR/lazyroot.manifest signed with KEY\n"
 		"(ECDSA P-256). Any static HTTP or TFTP server can serve OUTDIR as it is.\n"
 		"\n"
@@ -56,7 +62,58 @@ static int usage(int rc)
 	return rc;
 }
 
-static int no_inline;
+static int no_inline, show_progress, mkfs_status, mkfs_reaped;
+
+/* Bytes of file content under the root (hard links once). */
+static uint64_t tree_bytes;
+static int count_file(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)path;
+	(void)f;
+	if (type == FTW_F && S_ISREG(st->st_mode))
+		tree_bytes += (uint64_t)st->st_size / (st->st_nlink ? st->st_nlink : 1);
+	return 0;
+}
+
+/* mkfs.erofs says nothing until it is done: on a terminal, show how much
+ * of the tree it has read (its /proc/PID/io rchar against the tree's
+ * bytes), twice a second. */
+static void mkfs_progress(pid_t pid, const char *root)
+{
+	char path[64], line[128];
+	double t0 = 0;
+	struct timespec ts;
+
+	tree_bytes = 0;
+	nftw(root, count_file, 64, FTW_PHYS);
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	for (;;) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) != 0) {
+			/* Reaped here: the caller takes the status from us. */
+			mkfs_status = st;
+			mkfs_reaped = 1;
+			break;
+		}
+		FILE *f = fopen(path, "r");
+		unsigned long long rchar = 0;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "rchar: %llu", &rchar) == 1)
+				break;
+		if (f)
+			fclose(f);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		double el = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - t0;
+		double pct = tree_bytes ? 100.0 * (double)rchar / (double)tree_bytes : 0;
+		fprintf(stderr, "\rlazyroot-image: mkfs.erofs: %.0f of %.0f MB read (%.0f%%), %.0f s ",
+			(double)rchar / 1e6, (double)tree_bytes / 1e6, pct > 100 ? 100 : pct, el);
+		struct timespec half = { 0, 500000000 };
+		nanosleep(&half, NULL);
+	}
+	fprintf(stderr, "\n");
+}
 
 static int run_mkfs(const char *compress, const char *root, const char *out)
 {
@@ -78,9 +135,9 @@ static int run_mkfs(const char *compress, const char *root, const char *out)
 	}
 	if (no_inline)
 		argv[i++] = "-Enoinline_data";
-	argv[i++] = "-T0";
+	/* No -T, no --all-root: owners and times are part of the tree.
+	 * mkfs.erofs itself clamps to SOURCE_DATE_EPOCH when it is set. */
 	argv[i++] = "-U" FIXED_UUID;
-	argv[i++] = "--all-root";
 	argv[i++] = out;
 	argv[i++] = root;
 	argv[i] = NULL;
@@ -88,7 +145,13 @@ static int run_mkfs(const char *compress, const char *root, const char *out)
 		fprintf(stderr, "lazyroot-image: cannot run mkfs.erofs (apt-get install erofs-utils)\n");
 		return -ENOENT;
 	}
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	if (show_progress)
+		mkfs_progress(pid, root);
+	if (mkfs_reaped)
+		st = mkfs_status;
+	else if (waitpid(pid, &st, 0) != pid)
+		st = -1;
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fprintf(stderr, "lazyroot-image: mkfs.erofs failed\n");
 		return -EIO;
 	}
@@ -164,6 +227,7 @@ int main(int argc, char **argv)
 			printf("private key %s, public key %s\n", args[0], args[1]);
 		return r < 0;
 	}
+	show_progress = !po.quiet && isatty(STDERR_FILENO);
 	if (strcmp(cmd, "build") == 0 || strcmp(cmd, "publish") == 0) {
 		struct lr_publish_stats st;
 		char tmp[4096];

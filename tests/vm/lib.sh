@@ -86,6 +86,56 @@ vm_fixture() {
 	OTHER_MD5=$(cat "$FIX/other.md5")
 }
 
+# The Debian systemd root (scripts/make-debian-root), with the test's own
+# parts added, published signed in $DFIX/pub, once per inputs: lr-list,
+# a marker unit that checks the booted system (tests/vm/debian-root-check),
+# a user with a password (logins go through the setgid shadow helper).
+# $DFIX/root.list is lr-list of the tree the image was built from.
+vm_debian_fixture() {
+	local tool=$BUILD/host/image/lazyroot-image base key
+	[ -x "$tool" ] || skip "lazyroot-image not built (make host)"
+	[ -x "$BUILD/static/lr-list" ] && [ -x "$BUILD/host/lr-list" ] || skip "lr-list not built (make build)"
+	base=$("$VM_TOP/scripts/make-debian-root" 2>/dev/null) ||
+		skip "the Debian root could not be made (scripts/make-debian-root)"
+	key=$(echo "$base" | cat - "$tool" "$BUILD/static/lr-list" "$VM_TOP/tests/vm/debian-root-check" \
+		"$VM_TOP/tests/vm/lib.sh" | sha256sum | cut -c1-16)
+	DFIX=$BUILD/vm-debian/$key
+	if [ ! -s "$DFIX/pub/lazyroot.manifest" ]; then
+		rm -rf "$BUILD/vm-debian"
+		mkdir -p "$DFIX"
+		cp -a "$base/root" "$DFIX/root"
+		local r=$DFIX/root
+		install -m 0755 "$BUILD/static/lr-list" "$r/usr/local/sbin/lr-list"
+		strip "$r/usr/local/sbin/lr-list"
+		install -m 0755 "$VM_TOP/tests/vm/debian-root-check" "$r/usr/local/sbin/lazyroot-check"
+		cat >"$r/etc/systemd/system/lazyroot-check.service" <<'UNIT'
+[Unit]
+Description=lazyroot boot test: the marker, then checks of the booted system
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/lazyroot-check
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+		ln -s /etc/systemd/system/lazyroot-check.service \
+			"$r/etc/systemd/system/multi-user.target.wants/lazyroot-check.service"
+		chroot "$r" useradd -m -s /bin/bash tester
+		echo 'tester:lazyroot' | chroot "$r" chpasswd
+		"$tool" keygen -q "$DFIX/key.pem" "$DFIX/pub.pem"
+		"$tool" build -q --key "$DFIX/key.pem" --version 1 --keep-image "$DFIX/image.erofs" \
+			"$r" "$DFIX/pub.tmp" || fail "publishing the Debian root failed"
+		"$BUILD/host/lr-list" "$r" >"$DFIX/root.list" || fail "lr-list of the Debian root failed"
+		mv "$DFIX/pub.tmp" "$DFIX/pub"
+		cp "$DFIX/root.list" "$DFIX/pub/root.list"
+		rm -rf "$r"
+	fi
+	IMAGE_SIZE=$(stat -c %s "$DFIX/image.erofs")
+}
+
 # An ext2 disk holding a published directory (the file:// source).
 # vm_source_disk [DIR]   (default: the fixture's)
 vm_source_disk() {
@@ -175,6 +225,41 @@ check_boot() {
 	note "$(sed -nE 's/^lazyroot-test: (lazyrootd VmRSS.*)/\1/p' "$log")"
 	[ $((recv * 10)) -le "$size" ] || fail "fetched more than 10% of the image before switch_root"
 	[ $((req * 10)) -le "$size" ] || fail "kernel asked for more than 10% of the image before switch_root"
+}
+
+# check_debian_boot LOG: the Debian root booted, its checks passed, the
+# image's listing equals the source tree's, and it powered off cleanly.
+# Prints the figures: time to the marker, bytes before switch_root and at
+# the marker.
+check_debian_boot() {
+	local log=$1 t_init t_root t_marker line
+	tr -d '\r' <"$log" >"$log.txt"
+	grep -E '^lazyroot|lazyroot-check:|FATAL|Kernel panic|Failed|failed|rror' "$log.txt" | grep -v 'lr-list:' |
+		sed 's/^/  | /' | head -n 80
+	! grep -q FATAL "$log.txt" || fail "the hook reported a fatal error"
+	expect "$log.txt" '^lazyroot-check: marker reached' "the marker unit did not run (systemd did not reach multi-user)"
+	expect "$log.txt" '^lazyroot-check: init: /usr/lib/systemd/systemd|^lazyroot-check: init: /lib/systemd/systemd' "PID 1 is not systemd"
+	expect "$log.txt" '^lazyroot-check: system state: (running|degraded)' "systemd is not running"
+	! grep -q '^lazyroot-check: failed unit' "$log.txt" || fail "units failed"
+	expect "$log.txt" '^lazyroot-check: journal: ok' "journald does not work"
+	expect "$log.txt" '^lazyroot-check: login: ok' "a password check as the user failed (shadow group lost?)"
+	! grep -q 'a wrong password was accepted' "$log.txt" || fail "a wrong password was accepted"
+	expect "$log.txt" '^lazyroot-check: listing compared: [0-9]+ source entries, 0 differing lines' \
+		"the booted image's listing differs from the source tree's"
+	expect "$log.txt" 'lr-list exit 0, 0 errors' "reading the image in the guest gave errors"
+	expect "$log.txt" '^lazyroot-check: lazyrootd processes: [12]' "lazyrootd did not survive switch_root"
+	expect "$log.txt" 'reboot: Power down' "the guest did not power off"
+	! grep -qE 'Failed to (unmount|deactivate|finalize)|not all.*unmounted|Not all file systems unmounted' "$log.txt" ||
+		fail "the shutdown was not clean"
+	t_init=$(sed -nE 's/^lazyroot: initramfs started at t=([0-9.]+)s.*/\1/p' "$log.txt")
+	t_root=$(sed -nE 's/^lazyroot: root mounted .* at t=([0-9.]+)s.*/\1/p' "$log.txt")
+	t_marker=$(sed -nE 's/^lazyroot-check: marker reached at t=([0-9.]+)s.*/\1/p' "$log.txt")
+	line=$(grep -E '^lazyroot: before switch_root' "$log.txt")
+	note "image $IMAGE_SIZE bytes; $(echo "$line" | sed -E 's/.*(kernel requested [0-9]+).*(fetched [0-9]+ bytes [^;]*).*/\1, \2/')"
+	note "guest clock: initramfs start -> root mounted $(echo "$t_root - $t_init" | bc)s, -> marker unit $(echo "$t_marker - $t_init" | bc)s"
+	note "$(sed -nE 's/^lazyroot-check: (lazyrootd before the listing: .*)/\1/p' "$log.txt")(at the marker)"
+	note "$(sed -nE 's/^lazyroot-check: (listed .*)/\1/p' "$log.txt")"
+	note "$(sed -nE 's/^lazyroot-check: (lazyrootd after the listing: .*)/\1/p' "$log.txt")"
 }
 
 # expect LOG REGEX WHAT
