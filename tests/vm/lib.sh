@@ -94,7 +94,9 @@ vm_fixture() {
 vm_debian_fixture() {
 	local tool=$BUILD/host/image/lazyroot-image base key
 	[ -x "$tool" ] || skip "lazyroot-image not built (make host)"
-	[ -x "$BUILD/static/lr-list" ] && [ -x "$BUILD/host/lr-list" ] || skip "lr-list not built (make build)"
+	if [ ! -x "$BUILD/static/lr-list" ] || [ ! -x "$BUILD/host/lr-list" ]; then
+		skip "lr-list not built (make build)"
+	fi
 	base=$("$VM_TOP/scripts/make-debian-root" 2>/dev/null) ||
 		skip "the Debian root could not be made (scripts/make-debian-root)"
 	key=$(echo "$base" | cat - "$tool" "$BUILD/static/lr-list" "$VM_TOP/tests/vm/debian-root-check" \

@@ -14,7 +14,7 @@ vm_require
 tool=$BUILD/host/image/lazyroot-image
 lister=$BUILD/host/lr-list
 slister=$BUILD/static/lr-list
-[ -x "$tool" ] && [ -x "$lister" ] || skip "host tools not built (make host)"
+if [ ! -x "$tool" ] || [ ! -x "$lister" ]; then skip "host tools not built (make host)"; fi
 [ -x "$slister" ] || skip "static lr-list not built (make static)"
 [ "$(id -u)" = 0 ] || skip "needs root to make devices and set owners"
 
