@@ -1,8 +1,13 @@
 # shellcheck shell=sh
 # lazyroot init hook: mount a root filesystem served on demand by lazyrootd.
-# Sourced by the busybox /init (initramfs/init); POSIX sh. Every failure
-# ends in lr_fail: one console line naming the cause, then an emergency
-# shell (rd.shell) or a reboot, never a silent hang.
+# POSIX sh, sourced by two initramfs flavours:
+#  - the busybox /init (initramfs/init) calls lazyroot_main, which does it
+#    all, network and switch_root included;
+#  - dracut (hooks/dracut/95lazyroot) calls lazyroot_netroot from its
+#    netroot handler once the network is up, and switches root itself.
+# Every failure ends in lr_fail: one console line naming the cause, then an
+# emergency shell (rd.shell) or a reboot (busybox) or dracut's own
+# emergency handling, never a silent hang.
 #
 # Kernel command line keys: docs/cmdline.md has the full table.
 # Trusted keys are the initramfs's /etc/lazyroot/keys/*.pem (never the
@@ -28,6 +33,11 @@ lr_shell() {
 
 lr_fail() {
 	lr_log "FATAL: $*"
+	if [ -n "${LR_DRACUT:-}" ]; then
+		# dracut's die: its emergency shell (rd.shell) or a halt
+		die "lazyroot: $*"
+		exit 1
+	fi
 	if [ -n "$lr_rdshell" ]; then
 		lr_shell
 		lr_log "shell exited after a fatal error: rebooting"
@@ -146,8 +156,15 @@ lr_network() {
 # in dependency order. Parameters come from the command line as for
 # modprobe: brd.rd_size=N becomes insmod brd.ko rd_size=N.
 lr_load_modules() {
-	[ -r /lib/lazyroot/modules.load ] || return 0
 	mkdir -p "$LR_RUN"
+	if [ ! -r /lib/lazyroot/modules.load ]; then
+		# dracut: modprobe, which takes MODULE.PARAM= from the command line
+		# itself; built-in drivers make these no-ops.
+		if command -v modprobe >/dev/null 2>&1; then
+			modprobe -q -a erofs overlay brd cachefiles 2>/dev/null || true
+		fi
+		return 0
+	fi
 	read -r cmdline </proc/cmdline
 	n=0
 	while read -r ko; do
@@ -194,9 +211,23 @@ lr_setup_cache() {
 		[ "$kib" -ge 16384 ] ||
 			lr_fail "RAM disk is only $kib KiB: boot with brd.rd_size=KiB (at least the image size)"
 		# ext2 without a journal: nothing to replay on a RAM disk, and
-		# the least mke2fs work under slow emulation.
-		mke2fs -q -b 4096 -m 0 -N 256 $dev "$kib" >/dev/null 2>&1 ||
-			lr_fail "mke2fs on $dev failed"
+		# the least mke2fs work under slow emulation. Inodes: cachefiles
+		# makes 256 fan-out directories and a few more; the fanotify
+		# backend one file. 1024 leaves room, with busybox's mke2fs and
+		# e2fsprogs' alike (the latter takes -N literally).
+		# No size argument: busybox reads it as KiB, e2fsprogs as blocks;
+		# both fill the device without one.
+		if mke2fs -V 2>&1 | grep -q E2fsprogs; then
+			# e2fsprogs (dracut): ext4 with extents and no journal. On an
+			# ext2-format file (no extents) ext4 turns cachefiles' direct
+			# writes into buffered ones, and every sync then writes them
+			# back through the RAM disk.
+			mke2fs -q -t ext4 -O extent,^has_journal -b 4096 -m 0 -N 1024 $dev >/dev/null 2>&1 ||
+				lr_fail "mke2fs on $dev failed"
+		else
+			mke2fs -q -b 4096 -m 0 -N 1024 $dev >/dev/null 2>&1 ||
+				lr_fail "mke2fs on $dev failed"
+		fi
 		;;
 	/dev/*)
 		dev=$lr_cache
@@ -279,6 +310,12 @@ lr_mount_root() {
 	fi
 	[ -x "$LR_NEWROOT$lr_init" ] || [ -L "$LR_NEWROOT$lr_init" ] ||
 		lr_fail "the new root has no executable $lr_init (set init=)"
+	# The cache (and source) filesystems stay alive through lazyrootd's
+	# files and the kernel's references; out of the mount table, nothing
+	# at shutdown tries to unmount (or remount) what the root depends on.
+	umount -l "$LR_RUN/cache" 2>/dev/null || lr_log "warning: cannot detach $LR_RUN/cache"
+	[ -z "$lr_srcdev" ] || umount -l "$LR_RUN/src" 2>/dev/null ||
+		lr_log "warning: cannot detach $LR_RUN/src"
 }
 
 lr_report() {
@@ -301,7 +338,22 @@ lr_report() {
 	lr_log "before switch_root: kernel requested $req of $size bytes ($((req * 1000 / size / 10)).$((req * 1000 / size % 10))%) in $reads reads; fetched $recv bytes ($((recv * 1000 / size / 10)).$((recv * 1000 / size % 10))%) in $requests requests (manifest $meta, tree $nodes); rejected answers $bad; t=$(lr_uptime)s"
 }
 
+# The exit initramfs (systemd's /run/initramfs/shutdown): at shutdown,
+# systemd-shutdown pivots back into it so the root lazyrootd serves can be
+# detached before lazyrootd stops (initramfs/shutdown). busybox only.
+lr_prepare_shutdown() {
+	[ -r /lib/lazyroot/shutdown ] || return 0
+	mkdir -p /run/initramfs/bin /run/initramfs/oldroot
+	cp /bin/busybox /run/initramfs/bin/busybox &&
+		cp /lib/lazyroot/shutdown /run/initramfs/shutdown ||
+		{ lr_log "warning: no exit initramfs in /run/initramfs: shutdown cannot detach the root"; return 0; }
+	for a in sh mount umount cut grep sort pidof kill sync mkdir poweroff reboot halt echo; do
+		ln -sf busybox "/run/initramfs/bin/$a"
+	done
+}
+
 lr_switch_root() {
+	lr_prepare_shutdown
 	# busybox switch_root moves nothing: carry the API filesystems (and
 	# /run, with our cache and lower mounts) into the new root ourselves.
 	for d in /dev /proc /sys /run; do
@@ -312,6 +364,24 @@ lr_switch_root() {
 	# switch_root must run as PID 1, so it replaces this shell; the
 	# checks in lr_mount_root make its own failure modes unlikely.
 	exec switch_root "$LR_NEWROOT" "$lr_init"
+}
+
+# dracut's netroot handler (/sbin/lazyrootroot NETIF NETROOT NEWROOT): the
+# network is up, dracut switches root itself.
+lazyroot_netroot() {
+	LR_DRACUT=1
+	LR_NEWROOT=$3
+	lr_log "netroot handler started on $1 at t=$(lr_uptime)s"
+	lr_parse_cmdline
+	lr_load_modules
+	lr_mount_srcdev
+	lr_setup_cache
+	lr_log "cache ready at t=$(lr_uptime)s"
+	lr_start_daemon
+	lr_mount_root
+	lr_log "root mounted ($lr_kind $lr_arg) at t=$(lr_uptime)s"
+	lr_report
+	: >"$LR_RUN/mounted"
 }
 
 lazyroot_main() {

@@ -468,8 +468,50 @@ static void job_children(struct lr_daemon *d, uint32_t level, uint64_t idx, int 
 	}
 }
 
+/* Errors a later attempt may not see: the network or a server that is
+ * slow, restarting or gone for a while. Wrong answers (a digest that does
+ * not match), missing objects and refusals are not among them. */
+static int transient(int err)
+{
+	return err == -ETIMEDOUT || err == -ECONNRESET || err == -ECONNREFUSED ||
+	       err == -EHOSTUNREACH || err == -ENETUNREACH || err == -EPIPE || err == -EAGAIN ||
+	       err == -ECONNABORTED;
+}
+
+/* Does a READ whose deadline has not passed still wait for this chunk (or,
+ * for a tree node, for a chunk below it)? */
+static int still_wanted(const struct lr_daemon *d, uint32_t level, uint64_t idx)
+{
+	uint64_t span = 1, now = now_ms();
+
+	for (uint32_t l = 0; l < level; l++)
+		span *= LR_NODE_FANOUT;
+	uint64_t lo = idx * span, hi = lo + span - 1;
+	for (unsigned i = 0; i < LR_READS_MAX; i++) {
+		const struct lr_read *r = &d->reads[i];
+		if (r->used && r->deadline_ms > now && r->c0 <= hi && lo <= r->c1)
+			return 1;
+	}
+	return 0;
+}
+
 static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int err)
 {
+	/* A transient failure after the transport's bounded attempts: while a
+	 * reader still waits, start over (a server restarting, a stalled
+	 * link); the READ's deadline bounds it, and then the reader gets EIO. */
+	if (d->be && transient(err) && still_wanted(d, level, idx)) {
+		struct lr_job *j = job_new(d, level, idx);
+		if (j && job_start(d, j) == 0) {
+			d->stats.fetch_restarts++;
+			log_warning("%s %" PRIu32 "/%" PRIu64 ": %s after every attempt; trying again "
+				    "while readers wait",
+				    level ? "tree node" : "chunk", level, idx, strerror(-err));
+			return;
+		}
+		if (j)
+			j->used = 0;
+	}
 	if (level == 0) {
 		if (!d->be && !d->verify_err)
 			d->verify_err = err; /* verify mode: remember the first failure */
@@ -819,6 +861,7 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		"\nmanifest_bytes %" PRIu64 "\nnodes_fetched %" PRIu64 "\nnode_bytes %" PRIu64
 		"\nchunks_fetched %" PRIu64 "\nchunk_bytes %" PRIu64 "\nbytes_written %" PRIu64
 		"\ndigest_mismatches %" PRIu64 "\nreads_present %" PRIu64 "\nmeta_bytes %" PRIu64
+		"\nfetch_restarts %" PRIu64
 		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
 		"\nfetches_failed %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
 		d->be ? d->be->ops->name : "none", d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
@@ -828,6 +871,7 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		d->stats.manifest_bytes, d->stats.nodes_fetched, d->stats.node_bytes,
 		d->stats.chunks_fetched, d->stats.chunk_bytes, d->stats.bytes_written,
 		d->stats.digest_mismatches, d->stats.reads_present, d->stats.meta_bytes,
+		d->stats.fetch_restarts,
 		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;

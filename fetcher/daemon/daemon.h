@@ -31,6 +31,7 @@ struct lr_stats {
 	uint64_t digest_mismatches; /* answers refused for a wrong digest */
 	uint64_t reads_present;     /* requests answered from data already written */
 	uint64_t meta_bytes;        /* metadata written before the mount */
+	uint64_t fetch_restarts;    /* fetches started over after transient failures */
 };
 
 struct lr_read {

@@ -13,7 +13,7 @@ vm_debian_fixture
 start_nginx "$DFIX/pub"
 vm_initramfs --key "$DFIX/pub.pem"
 log=$WORK/serial.log
-VM_TIMEOUT=${VM_TIMEOUT_DEBIAN:-420} vm_boot "$log" \
+VM_STOP_ON=$VM_DEBIAN_STOP VM_TIMEOUT=${VM_TIMEOUT_DEBIAN:-420} vm_boot "$log" \
 	"root=lazyroot:http://10.0.2.100/ rd.lazyroot.overlay=tmpfs brd.rd_size=393216" \
 	--mem 1536 --guestfwd "$(fwd 10.0.2.100 80 "$HTTP_PORT")"
 check_debian_boot "$log"
