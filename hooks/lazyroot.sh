@@ -344,9 +344,10 @@ lr_report() {
 lr_prepare_shutdown() {
 	[ -r /lib/lazyroot/shutdown ] || return 0
 	mkdir -p /run/initramfs/bin /run/initramfs/oldroot
-	cp /bin/busybox /run/initramfs/bin/busybox &&
-		cp /lib/lazyroot/shutdown /run/initramfs/shutdown ||
-		{ lr_log "warning: no exit initramfs in /run/initramfs: shutdown cannot detach the root"; return 0; }
+	if ! cp /bin/busybox /run/initramfs/bin/busybox || ! cp /lib/lazyroot/shutdown /run/initramfs/shutdown; then
+		lr_log "warning: no exit initramfs in /run/initramfs: shutdown cannot detach the root"
+		return 0
+	fi
 	for a in sh mount umount cut grep sort pidof kill sync mkdir poweroff reboot halt echo; do
 		ln -sf busybox "/run/initramfs/bin/$a"
 	done
