@@ -99,7 +99,12 @@ vm_debian_fixture() {
 	fi
 	base=$("$VM_TOP/scripts/make-debian-root" 2>/dev/null) ||
 		skip "the Debian root could not be made (scripts/make-debian-root)"
-	key=$(echo "$base" | cat - "$tool" "$BUILD/static/lr-list" "$VM_TOP/tests/vm/debian-root-check" \
+	# A Debian root carries its kernel's modules: this one those of
+	# Debian's stock 7.x kernel the stock-kernel tests boot (the test
+	# kernel has everything built in).
+	local dk
+	dk=$("$VM_TOP/scripts/debian-kernel" 2>/dev/null) || dk=''
+	key=$(echo "$base $dk" | cat - "$tool" "$BUILD/static/lr-list" "$VM_TOP/tests/vm/debian-root-check" \
 		"$VM_TOP/tests/vm/lib.sh" | sha256sum | cut -c1-16)
 	DFIX=$BUILD/vm-debian/$key
 	if [ ! -s "$DFIX/pub/lazyroot.manifest" ]; then
@@ -107,6 +112,10 @@ vm_debian_fixture() {
 		mkdir -p "$DFIX"
 		cp -a "$base/root" "$DFIX/root"
 		local r=$DFIX/root
+		if [ -n "$dk" ]; then
+			mkdir -p "$r/usr/lib/modules"
+			cp -a "$dk"/modules/lib/modules/* "$r/usr/lib/modules/"
+		fi
 		install -m 0755 "$BUILD/static/lr-list" "$r/usr/local/sbin/lr-list"
 		strip "$r/usr/local/sbin/lr-list"
 		install -m 0755 "$VM_TOP/tests/vm/debian-root-check" "$r/usr/local/sbin/lazyroot-check"
