@@ -16,29 +16,22 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "cachefiles.h"
 #include "daemon.h"
-#include "fanotify.h"
 #include "lr-file.h"
 #include "lr-log.h"
 #include "lr-util.h"
-#include "supervisor.h"
+#include "serve.h"
 
 enum { EXIT_CONFIG = 1, EXIT_RUNTIME = 2 };
-enum backend { BACKEND_AUTO, BACKEND_CACHEFILES, BACKEND_FANOTIFY };
-enum metadata { META_AUTO, META_PREFILL, META_LAZY };
 
 /* Largest key or CA bundle file we read: Debian's whole CA bundle is about
  * 220 KB; a key is a few hundred bytes. Everything is read before
@@ -111,7 +104,7 @@ static int mount_main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	lr_log_setup("lazyrootd", -1, 0, LR_LOG_INFO);
-	int r = lr_fan_mount(argv[2], argv[3], NULL);
+	int r = lr_mount_image_file(argv[2], argv[3]);
 	if (r < 0) {
 		log_error_errno(r, "mount of %s on %s failed", argv[2], argv[3]);
 		return EXIT_RUNTIME;
@@ -207,99 +200,6 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Does the cachefiles on-demand path have a chance here? EROFS over
- * fscache was removed from Linux 7.2 (CACHEFILES_ONDEMAND from 7.3), so on
- * newer kernels a successful `bind ondemand` would still fail the mount. */
-static int cachefiles_plausible(void)
-{
-	struct utsname u;
-	unsigned major = 0, minor = 0;
-
-	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
-	    (major > 7 || (major == 7 && minor >= 2))) {
-		log_info("kernel %s: EROFS over fscache is gone since 7.2; using fanotify", u.release);
-		return 0;
-	}
-	return 1;
-}
-
-/* fanotify backend state shared by setup, the supervisor and its workers */
-static struct lr_fan *fan;
-static void *journal;
-
-static int fanotify_setup(struct lr_daemon *d, const char *imagefile, const char *cachedir,
-			  enum metadata metadata)
-{
-	int r = lr_fan_create(&fan, imagefile, d->img.m.image_size);
-
-	if (r < 0)
-		return r;
-	r = lr_daemon_attach(d, lr_fan_backend(fan));
-	if (r < 0) {
-		lr_fan_free(fan);
-		fan = NULL;
-		return r;
-	}
-	/* The journal of unanswered events lives in memory the supervisor and
-	 * every worker share (docs/architecture.md: never failing open). */
-	journal = mmap(NULL, LR_FAN_JOURNAL_BYTES, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (journal == MAP_FAILED)
-		return log_error_errno(errno, "journal memory");
-	lr_fan_adopt(fan, journal);
-	if (metadata == META_AUTO) {
-		r = lr_fan_probe_metadata(cachedir);
-		metadata = r == 1 ? META_LAZY : META_PREFILL;
-		log_info("this kernel %s EROFS metadata reads: %s", r == 1 ? "raises events for" :
-			 r == 0 ? "raises no events for" : "could not be probed for",
-			 metadata == META_LAZY ? "metadata comes on demand" :
-			 "writing the image's metadata before the mount");
-	}
-	if (metadata == META_PREFILL) {
-		r = lr_daemon_prefill_meta(d);
-		if (r < 0)
-			return r;
-	}
-	/* Marked last, after every write of our own, and before the mount
-	 * opens the file (a file opened before the mark raises nothing). */
-	return lr_fan_watch(fan);
-}
-
-static int fan_worker(void *ctx)
-{
-	struct lr_daemon *d = ctx;
-
-	/* First, before this process opens any fd: reads a dead worker left
-	 * unanswered keep their fd numbers reserved (fanotify.h). */
-	lr_fan_adopt(fan, journal);
-	if (lr_transport_reset(d->tr) < 0)
-		return EXIT_RUNTIME;
-	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
-}
-
-/* No network, nothing parsed from outside: data already in the file is
- * allowed, anything else is denied (EIO), for as long as we live. */
-static void fan_fail_closed(void *ctx)
-{
-	struct lr_kreq req;
-
-	(void)ctx;
-	lr_fan_adopt(fan, journal);
-	for (;;) {
-		struct pollfd p = { .fd = lr_fan_fd(fan), .events = POLLIN };
-		int r;
-		while ((r = lr_fan_next(fan, &req)) != 0) {
-			if (r == 1)
-				lr_fan_complete(fan, req.msg_id,
-						lr_fan_present(fan, req.off, req.len) == 1);
-			else if (r != -EBADMSG && r != -EAGAIN)
-				break;
-		}
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			sleep(1);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -324,8 +224,8 @@ int main(int argc, char **argv)
 	};
 	const char *cachedir = NULL, *tag = "lazyroot", *device = "/dev/cachefiles";
 	const char *keyfiles[LR_KEYS_MAX], *cafile = NULL, *imagefile = NULL;
-	enum backend backend = BACKEND_AUTO;
-	enum metadata metadata = META_AUTO;
+	enum lr_backend_kind backend = LR_BACKEND_AUTO;
+	enum lr_metadata_mode metadata = LR_META_AUTO;
 	unsigned nkeys = 0;
 	int background = 0, kmsg = 0, level = LR_LOG_INFO, verify_mode = 0, c, r;
 	struct lr_daemon_config cfg = { .read_timeout_ms = 60000, .fetch_timeout_ms = 10000 };
@@ -386,11 +286,11 @@ int main(int argc, char **argv)
 		case 'v': level = LR_LOG_DEBUG; break;
 		case 'B':
 			if (strcmp(optarg, "auto") == 0)
-				backend = BACKEND_AUTO;
+				backend = LR_BACKEND_AUTO;
 			else if (strcmp(optarg, "cachefiles") == 0)
-				backend = BACKEND_CACHEFILES;
+				backend = LR_BACKEND_CACHEFILES;
 			else if (strcmp(optarg, "fanotify") == 0)
-				backend = BACKEND_FANOTIFY;
+				backend = LR_BACKEND_FANOTIFY;
 			else {
 				fprintf(stderr, "lazyrootd: --backend is auto, cachefiles or fanotify\n");
 				return EXIT_CONFIG;
@@ -398,11 +298,11 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			if (strcmp(optarg, "auto") == 0)
-				metadata = META_AUTO;
+				metadata = LR_META_AUTO;
 			else if (strcmp(optarg, "prefill") == 0)
-				metadata = META_PREFILL;
+				metadata = LR_META_PREFILL;
 			else if (strcmp(optarg, "lazy") == 0)
-				metadata = META_LAZY;
+				metadata = LR_META_LAZY;
 			else {
 				fprintf(stderr, "lazyrootd: --metadata is auto, prefill or lazy\n");
 				return EXIT_CONFIG;
@@ -519,43 +419,20 @@ int main(int argc, char **argv)
 		return r < 0 ? EXIT_RUNTIME : 0;
 	}
 
-	const char *ready;
-	char readyline[LR_URL_MAX + 32], path[LR_URL_MAX];
-	if (backend != BACKEND_FANOTIFY && (backend == BACKEND_CACHEFILES || cachefiles_plausible())) {
-		struct lr_cf *cf;
-		r = lr_cf_open_kernel(&cf, device, cachedir, tag, backend == BACKEND_AUTO);
-		if (r >= 0) {
-			r = lr_daemon_attach(&d, lr_cf_backend(cf));
-			if (r < 0) {
-				lr_daemon_fini(&d);
-				return fail_exit(EXIT_RUNTIME);
-			}
-		} else if (backend == BACKEND_CACHEFILES) {
-			lr_daemon_fini(&d);
-			return fail_exit(EXIT_RUNTIME);
-		}
-	}
-	if (d.be) {
-		snprintf(readyline, sizeof(readyline), "cachefiles %s", d.img.m.fsid);
-		ready = "cachefiles";
-	} else {
-		if (!imagefile) {
-			snprintf(path, sizeof(path), "%s/image", cachedir);
-			imagefile = path;
-		}
-		r = fanotify_setup(&d, imagefile, cachedir, metadata);
-		if (r < 0) {
-			lr_daemon_fini(&d);
-			return fail_exit(r == -ENODATA ? EXIT_CONFIG : EXIT_RUNTIME);
-		}
-		snprintf(readyline, sizeof(readyline), "fanotify %s", imagefile);
-		ready = "fanotify";
+	struct lr_backend_choice choice = { .backend = backend, .metadata = metadata,
+					     .device = device, .cachedir = cachedir, .tag = tag,
+					     .imagefile = imagefile };
+	char readyline[LR_URL_MAX + 32];
+	r = lr_backend_setup(&d, &choice, readyline, sizeof(readyline));
+	if (r < 0) {
+		lr_daemon_fini(&d);
+		return fail_exit(r == -ENODATA ? EXIT_CONFIG : EXIT_RUNTIME);
 	}
 	d.statusfd = lr_status_listen(tag);
 	if (d.statusfd < 0)
 		log_warning_errno(d.statusfd, "status socket for tag %s (status unavailable)", tag);
 	log_notice("serving %s (fsid %s) with the %s backend, cache %s, ready in %.2f s",
-		   cfg.mirrors[0], d.img.m.fsid, ready, cachedir, mono_s() - t0);
+		   cfg.mirrors[0], d.img.m.fsid, d.be->ops->name, cachedir, mono_s() - t0);
 
 	if (ready_fd >= 0) {
 		size_t n = strlen(readyline);
@@ -581,17 +458,9 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 
-	if (fan) {
-		/* From here on a worker answers the kernel, and a supervisor
-		 * outlives it: the fanotify group must never close while the
-		 * image is mounted (closing it lets holes read as zeros). */
-		d.persist = 1;
-		lr_transport_reset(d.tr); /* no connection is shared with a worker */
-		struct lr_supervisor sv = { .worker = fan_worker, .fail_closed = fan_fail_closed,
-					    .ctx = &d };
-		lr_supervise(&sv);
-	}
-	r = lr_daemon_run(&d);
+	/* Returns only for the cachefiles backend; the fanotify backend is
+	 * served by a supervised worker for as long as the machine runs. */
+	r = lr_backend_serve(&d);
 	lr_daemon_fini(&d);
 	free(ca);
 	free(urls);

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+#include "serve.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "cachefiles.h"
+#include "fanotify.h"
+#include "lr-log.h"
+#include "supervisor.h"
+
+/* The daemon's exit codes (main.c): a runtime failure may be retried. */
+#define EXIT_RUNTIME 2
+
+/* Does the cachefiles on-demand path have a chance here? EROFS over
+ * fscache was removed from Linux 7.2 (CACHEFILES_ONDEMAND from 7.3), so on
+ * newer kernels a successful `bind ondemand` would still fail the mount. */
+static int cachefiles_plausible(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+	    (major > 7 || (major == 7 && minor >= 2))) {
+		log_info("kernel %s: EROFS over fscache is gone since 7.2; using fanotify", u.release);
+		return 0;
+	}
+	return 1;
+}
+
+/* fanotify backend state shared by setup, the supervisor and its workers */
+static struct lr_fan *fan;
+static void *journal;
+
+static int fanotify_setup(struct lr_daemon *d, const char *imagefile, const char *cachedir,
+			  enum lr_metadata_mode metadata)
+{
+	int r = lr_fan_create(&fan, imagefile, d->img.m.image_size);
+
+	if (r < 0)
+		return r;
+	r = lr_daemon_attach(d, lr_fan_backend(fan));
+	if (r < 0) {
+		lr_fan_free(fan);
+		fan = NULL;
+		return r;
+	}
+	/* The journal of unanswered events lives in memory the supervisor and
+	 * every worker share (docs/architecture.md: never failing open). */
+	journal = mmap(NULL, LR_FAN_JOURNAL_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (journal == MAP_FAILED)
+		return log_error_errno(errno, "journal memory");
+	lr_fan_adopt(fan, journal);
+	if (metadata == LR_META_AUTO) {
+		r = lr_fan_probe_metadata(cachedir);
+		metadata = r == 1 ? LR_META_LAZY : LR_META_PREFILL;
+		log_info("this kernel %s EROFS metadata reads: %s", r == 1 ? "raises events for" :
+			 r == 0 ? "raises no events for" : "could not be probed for",
+			 metadata == LR_META_LAZY ? "metadata comes on demand" :
+			 "writing the image's metadata before the mount");
+	}
+	if (metadata == LR_META_PREFILL) {
+		r = lr_daemon_prefill_meta(d);
+		if (r < 0)
+			return r;
+	}
+	/* Marked last, after every write of our own, and before the mount
+	 * opens the file (a file opened before the mark raises nothing). */
+	return lr_fan_watch(fan);
+}
+
+static int fan_worker(void *ctx)
+{
+	struct lr_daemon *d = ctx;
+
+	/* First, before this process opens any fd: reads a dead worker left
+	 * unanswered keep their fd numbers reserved (fanotify.h). */
+	lr_fan_adopt(fan, journal);
+	if (lr_transport_reset(d->tr) < 0)
+		return EXIT_RUNTIME;
+	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
+}
+
+/* No network, nothing parsed from outside: data already in the file is
+ * allowed, anything else is denied (EIO), for as long as we live. */
+static void fan_fail_closed(void *ctx)
+{
+	struct lr_kreq req;
+
+	(void)ctx;
+	lr_fan_adopt(fan, journal);
+	for (;;) {
+		struct pollfd p = { .fd = lr_fan_fd(fan), .events = POLLIN };
+		int r;
+		while ((r = lr_fan_next(fan, &req)) != 0) {
+			if (r == 1)
+				lr_fan_complete(fan, req.msg_id,
+						lr_fan_present(fan, req.off, req.len) == 1);
+			else if (r != -EBADMSG && r != -EAGAIN)
+				break;
+		}
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			sleep(1);
+	}
+}
+
+int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, char *ready,
+		     size_t len)
+{
+	static char path[4096];
+	const char *imagefile = c->imagefile;
+	int r;
+
+	if (c->backend != LR_BACKEND_FANOTIFY &&
+	    (c->backend == LR_BACKEND_CACHEFILES || cachefiles_plausible())) {
+		struct lr_cf *cf;
+		r = lr_cf_open_kernel(&cf, c->device, c->cachedir, c->tag,
+				      c->backend == LR_BACKEND_AUTO);
+		if (r >= 0) {
+			r = lr_daemon_attach(d, lr_cf_backend(cf));
+			if (r < 0)
+				return r;
+			snprintf(ready, len, "cachefiles %s", d->img.m.fsid);
+			return 0;
+		}
+		if (c->backend == LR_BACKEND_CACHEFILES)
+			return r;
+	}
+	if (!imagefile) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/image", c->cachedir) >= sizeof(path))
+			return -ENAMETOOLONG;
+		imagefile = path;
+	}
+	r = fanotify_setup(d, imagefile, c->cachedir, c->metadata);
+	if (r < 0)
+		return r;
+	snprintf(ready, len, "fanotify %s", imagefile);
+	return 0;
+}
+
+int lr_backend_serve(struct lr_daemon *d)
+{
+	if (fan) {
+		/* From here on a worker answers the kernel, and a supervisor
+		 * outlives it: the fanotify group must never close while the
+		 * image is mounted (closing it lets holes read as zeros). */
+		d->persist = 1;
+		lr_transport_reset(d->tr); /* no connection is shared with a worker */
+		struct lr_supervisor sv = { .worker = fan_worker, .fail_closed = fan_fail_closed,
+					    .ctx = d };
+		lr_supervise(&sv);
+	}
+	return lr_daemon_run(d);
+}
+
+int lr_mount_image_file(const char *image, const char *target)
+{
+	return lr_fan_mount(image, target, NULL);
+}
