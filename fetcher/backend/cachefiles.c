@@ -14,6 +14,7 @@
 #include <linux/cachefiles.h>
 
 #include "lr-log.h"
+#include "lr-file.h"
 #include "lr-util.h"
 
 _Static_assert(LR_CF_MSG_MAX == CACHEFILES_MSG_MAX_SIZE, "UAPI message bound changed");
@@ -350,20 +351,7 @@ int lr_cf_write(struct lr_cf *cf, uint32_t object_id, const void *buf, size_t le
 		return -ENOENT;
 	if ((uintptr_t)buf % LR_PAGE_SIZE || off % LR_PAGE_SIZE || len % LR_PAGE_SIZE)
 		return -EINVAL; /* direct I/O: the kernel would say EINVAL anyway */
-	while (len > 0) {
-		ssize_t w = cf->ops->obj_pwrite(o->fd, buf, len, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return lr_neg_errno();
-		if (w == 0)
-			return -EIO;
-		buf = (const uint8_t *)buf + w;
-		len -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
+	return lr_pwrite_all(cf->ops->obj_pwrite, o->fd, buf, len, off);
 }
 
 int lr_cf_complete(struct lr_cf *cf, uint32_t object_id, uint32_t msg_id)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lr-log.h"
+#include "lr-file.h"
 #include "lr-util.h"
 
 /* Pre-content events arrived in Linux 6.14; the C libraries' headers here
@@ -206,20 +207,7 @@ int lr_fan_write(struct lr_fan *f, const void *buf, size_t len, uint64_t off)
 {
 	if (off > f->size || len > f->size - off)
 		return -EINVAL;
-	while (len > 0) {
-		ssize_t w = f->ops->file_pwrite(f->filefd, buf, len, (off_t)off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return lr_neg_errno();
-		if (w == 0)
-			return -EIO;
-		buf = (const uint8_t *)buf + w;
-		len -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
+	return lr_pwrite_all(f->ops->file_pwrite, f->filefd, buf, len, off);
 }
 
 int lr_fan_watch(struct lr_fan *f)

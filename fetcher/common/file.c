@@ -39,3 +39,21 @@ int lr_read_file(const char *path, size_t max, char **out, size_t *len)
 	*out = lr_steal_ptr(&buf);
 	return 0;
 }
+
+int lr_pwrite_all(lr_pwrite_fn pw, int fd, const void *buf, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t w = pw(fd, buf, len, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return lr_neg_errno();
+		if (w == 0)
+			return -EIO;
+		buf = (const char *)buf + w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}

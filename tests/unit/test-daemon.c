@@ -25,6 +25,7 @@
 #include "lr-log.h"
 #include "lr-file.h"
 #include "publish.h"
+#include "fixture.h"
 #include "tap.h"
 
 #define CS 4096u
@@ -94,13 +95,7 @@ int main(void)
 	p(pub2, "pub2.pem");
 	if (lr_keygen(key, pub) < 0 || lr_keygen(key2, pub2) < 0)
 		abort();
-	img = malloc(IMG_SIZE);
-	for (size_t i = 0; i < IMG_SIZE; i++)
-		img[i] = (uint8_t)(i * 131 + (i >> 12));
-	int fd = open(image, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, img, IMG_SIZE) != IMG_SIZE)
-		abort();
-	close(fd);
+	img = fixture_image(image, IMG_SIZE);
 	struct lr_publish_opts po = { .chunk_size = CS, .image_version = 3, .key_path = key,
 				      .quiet = 1 };
 	if (lr_publish(image, puba, &po, &st) < 0 || lr_publish(image, pubb, &po, &st) < 0)

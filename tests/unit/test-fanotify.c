@@ -23,6 +23,7 @@
 #include "lr-file.h"
 #include "lr-log.h"
 #include "publish.h"
+#include "fixture.h"
 #include "tap.h"
 
 #ifndef FAN_PRE_ACCESS
@@ -228,13 +229,7 @@ int main(void)
 	snprintf(pub, sizeof(pub), "%s/pub.pem", dir);
 	if (lr_keygen(key, pub) < 0)
 		abort();
-	img = malloc(IMG_SIZE);
-	for (size_t i = 0; i < IMG_SIZE; i++)
-		img[i] = (uint8_t)(i * 131 + (i >> 12));
-	int fd = open(image, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, img, IMG_SIZE) != IMG_SIZE)
-		abort();
-	close(fd);
+	img = fixture_image(image, IMG_SIZE);
 	struct lr_publish_opts po = { .chunk_size = CS, .image_version = 1, .key_path = key,
 				      .quiet = 1 };
 	if (lr_publish(image, pub_dir, &po, &st) < 0)
