@@ -36,30 +36,15 @@ struct lr_cf {
 	struct lr_cf_object obj[LR_MAX_OBJECTS];
 };
 
-static ssize_t kernel_dev_read(int fd, void *buf, size_t len)
-{
-	return read(fd, buf, len);
-}
-
-static ssize_t kernel_dev_write(int fd, const void *buf, size_t len)
-{
-	return write(fd, buf, len);
-}
-
-static ssize_t kernel_obj_pwrite(int fd, const void *buf, size_t len, off_t off)
-{
-	return pwrite(fd, buf, len, off);
-}
-
 static int kernel_read_complete(int fd, uint32_t msg_id)
 {
 	return ioctl(fd, CACHEFILES_IOC_READ_COMPLETE, (unsigned long)msg_id);
 }
 
 const struct lr_cf_ops lr_cf_kernel_ops = {
-	.dev_read = kernel_dev_read,
-	.dev_write = kernel_dev_write,
-	.obj_pwrite = kernel_obj_pwrite,
+	.dev_read = read, /* the seam unit tests replace */
+	.dev_write = write,
+	.obj_pwrite = pwrite,
 	.read_complete = kernel_read_complete,
 };
 

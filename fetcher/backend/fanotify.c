@@ -61,25 +61,10 @@ struct lr_fan {
 	unsigned nreplay, ireplay;
 };
 
-static ssize_t kernel_ev_read(int fd, void *buf, size_t len)
-{
-	return read(fd, buf, len);
-}
-
-static ssize_t kernel_ev_write(int fd, const void *buf, size_t len)
-{
-	return write(fd, buf, len);
-}
-
-static ssize_t kernel_file_pwrite(int fd, const void *buf, size_t len, off_t off)
-{
-	return pwrite(fd, buf, len, off);
-}
-
 const struct lr_fan_ops lr_fan_kernel_ops = {
-	.ev_read = kernel_ev_read,
-	.ev_write = kernel_ev_write,
-	.file_pwrite = kernel_file_pwrite,
+	.ev_read = read, /* the seam unit tests replace */
+	.ev_write = write,
+	.file_pwrite = pwrite,
 };
 
 static int bad(const char **why, const char *reason)
