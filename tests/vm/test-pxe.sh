@@ -16,10 +16,14 @@ tftp=$WORK/tftp
 mkdir -p "$tftp"
 cp "$KERNEL" "$tftp/vmlinuz"
 cp "$WORK/initrd.gz" "$tftp/initrd.gz"
+# iPXE prints to the firmware's text console, not the serial port, so the
+# proof that the boot script ran is a nonce that only its kernel command
+# line carries, echoed by the kernel on the serial console.
+nonce=pxe$$$RANDOM
 cat >"$tftp/boot.ipxe" <<IPXE
 #!ipxe
 echo lazyroot: iPXE booting over the network
-kernel vmlinuz console=ttyS0 panic=-1 root=lazyroot:http://10.0.2.100/ brd.rd_size=131072
+kernel vmlinuz console=ttyS0 panic=-1 root=lazyroot:http://10.0.2.100/ brd.rd_size=131072 lazyroot.test=$nonce
 initrd initrd.gz
 boot
 IPXE
@@ -30,7 +34,7 @@ rc=0
 	--guestfwd "$(fwd 10.0.2.100 80 "$HTTP_PORT")" >/dev/null 2>&1 || rc=$?
 BOOT_WALL=$(echo "$(date +%s.%N) - $start" | bc)
 [ $rc -ne 124 ] || { tail -n 30 "$log"; fail "guest did not finish within ${VM_TIMEOUT}s"; }
-expect "$log" 'lazyroot: iPXE booting over the network' "iPXE did not run the boot script from TFTP"
+expect "$log" "Kernel command line:.*lazyroot.test=$nonce" "the kernel did not come from the iPXE boot script (its nonce is not on the command line)"
 vm_show "$log"
 check_boot "$log"
 note "wall clock from QEMU start (firmware, DHCP, TFTP of $(($(stat -c %s "$KERNEL") + $(stat -c %s "$WORK/initrd.gz"))) bytes) to power-off: ${BOOT_WALL}s"
