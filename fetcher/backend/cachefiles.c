@@ -345,8 +345,13 @@ int lr_cf_complete(struct lr_cf *cf, uint32_t object_id, uint32_t msg_id)
 
 	if (!o)
 		return -ENOENT;
-	if (cf->ops->read_complete(o->fd, msg_id) < 0)
-		return lr_neg_errno();
+	if (cf->ops->read_complete(o->fd, msg_id) < 0) {
+		/* The kernel answers EINVAL for an id it no longer holds: it
+		 * drops a READ whose reader was killed or interrupted while
+		 * waiting. Nobody is left to answer: not an error. */
+		int e = lr_neg_errno();
+		return e == -EINVAL ? -ENOENT : e;
+	}
 	return 0;
 }
 

@@ -241,9 +241,12 @@ static void read_finish(struct lr_daemon *d, struct lr_read *r, int ok)
 	/* Complete in every case: without data the reader gets EIO; never
 	 * leave it hanging. */
 	int c = d->be->ops->complete(d->be, r->object_id, r->msg_id, ok);
-	if (c < 0 && c != -ENOENT)
+	if (c == -ENOENT)
+		log_debug("READ %" PRIu32 ": the kernel had withdrawn it (its reader gave up)", r->msg_id);
+	else if (c < 0)
 		log_error_errno(c, "completing READ %" PRIu32, r->msg_id);
-	log_debug("READ %" PRIu32 " completed%s", r->msg_id, ok ? "" : " without data");
+	else
+		log_debug("READ %" PRIu32 " completed%s", r->msg_id, ok ? "" : " without data");
 	r->used = 0;
 	dev_watch(d, 1);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "fakedev.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 
 static uint32_t completed[256];
 static int ncompleted;
+static uint32_t withdrawn = UINT32_MAX; /* a READ the kernel no longer holds */
+static int withdrawn_tried;
 static struct lr_cf_ops fake_ops;
 static int kside = -1;
 
@@ -21,6 +24,11 @@ static int fake_complete(int fd, uint32_t msg_id)
 {
 	if (fcntl(fd, F_GETFD) < 0)
 		return -1; /* completing on a closed fd: a real bug */
+	if (msg_id == withdrawn) {
+		withdrawn_tried = 1;
+		errno = EINVAL; /* what the kernel says for an id it dropped */
+		return -1;
+	}
 	completed[ncompleted++ % 256] = msg_id;
 	return 0;
 }
@@ -94,6 +102,17 @@ const char *fakedev_reply(void)
 
 	buf[n > 0 ? n : 0] = 0;
 	return buf;
+}
+
+void fakedev_withdraw(uint32_t msg_id)
+{
+	withdrawn = msg_id;
+	withdrawn_tried = 0;
+}
+
+int fakedev_withdrawn_tried(void)
+{
+	return withdrawn_tried;
 }
 
 int fakedev_completed(uint32_t msg_id)

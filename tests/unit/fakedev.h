@@ -23,6 +23,10 @@ int fakedev_write_raw(const void *buf, size_t len);
 /* What the daemon wrote back (a copen line), or "". */
 const char *fakedev_reply(void);
 int fakedev_completed(uint32_t msg_id);
+/* The kernel drops msg_id (its reader was killed): completing it fails
+ * with EINVAL, as the device does; tried() says the daemon attempted it. */
+void fakedev_withdraw(uint32_t msg_id);
+int fakedev_withdrawn_tried(void);
 /* Drain the device, then run the loop until msg_id completes (<= 5 s). */
 void fakedev_serve(struct lr_daemon *d, uint32_t msg_id);
 /* Open the daemon's image as object `object_id` on a new memfd; returns it. */

@@ -208,6 +208,18 @@ int main(void)
 	   "tampered chunk on mirror A served intact from mirror B");
 	ok(d.stats.digest_mismatches >= 1, "the digest mismatch was seen");
 	is(d.stats.read_errors, 0, "no read errors");
+
+	/* A READ whose reader gave up: the kernel withdrew it, completing it
+	 * fails with EINVAL; that is neither a read error nor the end. */
+	uint64_t errs = d.stats.read_errors;
+	fakedev_withdraw(30);
+	fakedev_send_read(30, 11, 60 * CS, CS);
+	fakedev_send_read(31, 11, 61 * CS, CS);
+	fakedev_serve(&d, 31);
+	ok(fakedev_withdrawn_tried() && fakedev_completed(31) && !fakedev_completed(30),
+	   "a withdrawn READ is let go and the next one served");
+	is(d.stats.read_errors, errs, "... without counting a read error");
+	is(d.be->ops->complete(d.be, 11, 30, 1), -ENOENT, "the backend reports a withdrawn READ as gone");
 	lr_daemon_fini(&d);
 	fakedev_close();
 
