@@ -84,6 +84,9 @@ cat >"$WORK/extra/init" <<'INIT'
 /bin/busybox --install -s
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
+# Only emergencies on the console: late kernel messages (input devices
+# probing) would otherwise land inside the listings.
+echo 1 >/proc/sys/kernel/printk
 exec </dev/console >/dev/console 2>&1
 for d in vda vdb; do
 	mkdir -p /mnt/$d
