@@ -71,6 +71,10 @@ struct lr_backend_ops {
 	 * answered; go on), -EAGAIN one request lost (go on), other -errno:
 	 * the kernel channel is dead. */
 	int (*next)(struct lr_backend *b, struct lr_kreq *req);
+	/* 1 if next() has requests without reading fd() (held in user space:
+	 * the rest of a batch read, requests a dead worker left), which epoll
+	 * on fd() will never report. NULL: never. */
+	int (*buffered)(const struct lr_backend *b);
 	/* Answer an OPEN: size >= 0 accepts, -errno refuses. NULL: no OPENs. */
 	int (*accept)(struct lr_backend *b, const struct lr_kreq *req, int64_t size);
 	/* Write verified bytes at off; page aligned buffer, offset and length

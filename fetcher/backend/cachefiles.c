@@ -428,6 +428,7 @@ static const struct lr_backend_ops cf_backend_ops = {
 	.name = "cachefiles",
 	.fd = be_fd,
 	.next = be_next,
+	.buffered = NULL, /* one whole message per read(2) */
 	.accept = be_accept,
 	.write = be_write,
 	.complete = be_complete,

@@ -419,6 +419,13 @@ static int be_next(struct lr_backend *b, struct lr_kreq *req)
 	return lr_fan_next((struct lr_fan *)b, req);
 }
 
+static int be_buffered(const struct lr_backend *b)
+{
+	const struct lr_fan *f = (const struct lr_fan *)b;
+
+	return f->ireplay < f->nreplay || f->bpos < f->blen;
+}
+
 static int be_write(struct lr_backend *b, uint32_t object_id, const void *buf, size_t len,
 		    uint64_t off)
 {
@@ -453,6 +460,7 @@ static const struct lr_backend_ops fan_backend_ops = {
 	.name = "fanotify",
 	.fd = be_fd,
 	.next = be_next,
+	.buffered = be_buffered,
 	.accept = NULL,
 	.write = be_write,
 	.complete = be_complete,

@@ -762,6 +762,11 @@ static int read_slot_free(const struct lr_daemon *d)
 	return 0;
 }
 
+static int backend_buffered(const struct lr_daemon *d)
+{
+	return d->be->ops->buffered && d->be->ops->buffered(d->be);
+}
+
 int lr_daemon_drain(struct lr_daemon *d)
 {
 	struct lr_kreq req;
@@ -927,7 +932,17 @@ int lr_daemon_run(struct lr_daemon *d)
 	d->dev_watched = 1;
 	while (!d->stop) {
 		struct epoll_event ev[8];
+		/* Requests the backend holds in user space (a dead worker's,
+		 * the rest of a batch) make its fd no more readable: take them
+		 * here, or their readers wait forever. */
+		if (d->dev_watched && backend_buffered(d)) {
+			r = lr_daemon_drain(d);
+			if (r < 0)
+				return r;
+		}
 		int timeout = lr_daemon_tick(d);
+		if (d->dev_watched && backend_buffered(d))
+			timeout = 0;
 		int n = epoll_wait(d->epfd, ev, (int)LR_ARRAY_SIZE(ev), timeout);
 
 		if (n < 0 && errno == EINTR)
