@@ -52,7 +52,7 @@ lr_fail() {
 lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
-	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto
+	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto lr_prefetch=on
 	read -r cmdline </proc/cmdline
 	for arg in $cmdline; do
 		case $arg in
@@ -68,6 +68,7 @@ lr_parse_cmdline() {
 		rd.lazyroot.faildelay=*) lr_faildelay=${arg#*=} ;;
 		rd.lazyroot.backend=*) lr_backend=${arg#*=} ;;
 		rd.lazyroot.metadata=*) lr_metadata=${arg#*=} ;;
+		rd.lazyroot.prefetch=*) lr_prefetch=${arg#*=} ;;
 		ip=*) lr_ip=${arg#ip=} ;;
 		init=*) lr_init=${arg#init=} ;;
 		rd.shell) lr_rdshell=1 ;;
@@ -86,6 +87,14 @@ lr_parse_cmdline() {
 	case $lr_metadata in
 	auto|prefill|lazy) ;;
 	*) lr_fail "rd.lazyroot.metadata=$lr_metadata: use auto, prefill or lazy" ;;
+	esac
+	case $lr_prefetch in
+	on|off) ;;
+	*[0-9]|*[0-9][KMG])
+		case ${lr_prefetch%[KMG]} in
+		*[!0-9]*) lr_fail "rd.lazyroot.prefetch=$lr_prefetch: use on, off or a rate in bytes/s (e.g. 20M)" ;;
+		esac ;;
+	*) lr_fail "rd.lazyroot.prefetch=$lr_prefetch: use on, off or a rate in bytes/s (e.g. 20M)" ;;
 	esac
 	case $lr_minver in
 	""|*[!0-9]*) [ -z "$lr_minver" ] || lr_fail "rd.lazyroot.minversion=$lr_minver is not a number" ;;
@@ -251,6 +260,10 @@ lr_start_daemon() {
 	[ -n "$lr_timeout" ] && set -- "$@" --read-timeout "$lr_timeout"
 	[ -n "$lr_debug" ] && set -- "$@" --verbose
 	set -- "$@" --backend "$lr_backend" --metadata "$lr_metadata"
+	case $lr_prefetch in
+	on|off) set -- "$@" --prefetch "$lr_prefetch" ;;
+	*) set -- "$@" --prefetch on --prefetch-rate "$lr_prefetch" ;;
+	esac
 	for r in $lr_resolve; do
 		set -- "$@" --resolve "$r"
 	done
@@ -353,8 +366,16 @@ lr_prepare_shutdown() {
 	done
 }
 
+# The boot's own reads are done: lazyrootd may fetch the rest of the image
+# in the background (demand reads keep priority).
+lr_booted() {
+	[ "$lr_prefetch" = off ] && return 0
+	lazyrootd booted --tag "$LR_TAG" 2>/dev/null || lr_log "warning: lazyrootd did not take 'booted' (prefetch starts by itself later)"
+}
+
 lr_switch_root() {
 	lr_prepare_shutdown
+	lr_booted
 	# busybox switch_root moves nothing: carry the API filesystems (and
 	# /run, with our cache and lower mounts) into the new root ourselves.
 	for d in /dev /proc /sys /run; do

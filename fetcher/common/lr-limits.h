@@ -49,6 +49,9 @@
  * server and bounded buffers (each holds one chunk, at most 1 MiB). */
 #define LR_XFER_ACTIVE_DEFAULT 8u
 #define LR_XFER_ACTIVE_MAX 32u
+/* Of those, never used by background prefetch: a demand read finds a
+ * connection free at once however busy prefetch is. */
+#define LR_XFER_DEMAND_RESERVED 2u
 
 /* Longest object name in a published directory ("chunks/xx/<64 hex>"). */
 #define LR_NAME_MAX 96u
@@ -82,6 +85,16 @@
 /* The chunk being read plus its read-ahead, whatever the chunk size. */
 #define LR_CHUNK_CACHE_MIN (LR_READAHEAD_CHUNKS + 2u)
 #define LR_CHUNK_CACHE_MAX 64u
+
+/* Free space the local chunk store never takes from its filesystem. */
+#define LR_STORE_RESERVE_BYTES (1u * 1024 * 1024)
+
+/* Background prefetch: progress on the kernel log at most this often; a
+ * pass that had failures is followed by a pause before the next; without
+ * `lazyrootd booted` from the hook it starts this long after readiness. */
+#define LR_PREFETCH_LOG_MS 10000u
+#define LR_PREFETCH_RETRY_MS 5000u
+#define LR_PREFETCH_FALLBACK_MS 60000u
 
 /* Supervisor: a worker that dies is restarted at once; this many deaths
  * within this window mean it will keep dying (a bad image or machine), and

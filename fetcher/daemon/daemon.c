@@ -50,7 +50,7 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	};
 	int r;
 
-	d->epfd = d->sigfd = d->statusfd = -1;
+	d->epfd = d->sigfd = d->statusfd = d->bootedfd = -1;
 	d->min_version = cfg->min_version;
 	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
 	d->last_end = UINT64_MAX;
@@ -66,6 +66,9 @@ void lr_daemon_fini(struct lr_daemon *d)
 {
 	lr_backend_free(d->be);
 	free(d->written);
+	free(d->local);
+	free(d->scratch);
+	lr_chunkstore_free(d->store);
 	lr_transport_free(d->tr);
 	lr_keyring_free(&d->keys);
 	lr_image_fini(&d->img);
@@ -77,8 +80,10 @@ void lr_daemon_fini(struct lr_daemon *d)
 		close(d->sigfd);
 	if (d->statusfd >= 0)
 		close(d->statusfd);
+	if (d->bootedfd >= 0)
+		close(d->bootedfd);
 	memset(d, 0, sizeof(*d));
-	d->epfd = d->sigfd = d->statusfd = -1;
+	d->epfd = d->sigfd = d->statusfd = d->bootedfd = -1;
 }
 
 /* ---- manifest ---- */
@@ -213,12 +218,40 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be)
 {
 	d->be = be;
+	d->local = calloc(d->img.nchunks / 8 + 1, 1);
+	if (!d->local)
+		return log_error_errno(ENOMEM, "chunk bitmap");
 	if (be->traits & LR_BACKEND_WHOLE_CHUNKS) {
 		d->written = calloc(d->img.nchunks / 8 + 1, 1);
 		if (!d->written)
 			return log_error_errno(ENOMEM, "chunk bitmap");
 	}
 	return 0;
+}
+
+int lr_daemon_use_store(struct lr_daemon *d, struct lr_chunkstore *store)
+{
+	if (posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
+		d->scratch = NULL;
+		lr_chunkstore_free(store);
+		return log_error_errno(ENOMEM, "chunk store buffer");
+	}
+	d->store = store;
+	return 0;
+}
+
+static int is_local(const struct lr_daemon *d, uint64_t c)
+{
+	return d->local && (d->local[c / 8] >> (c % 8)) & 1;
+}
+
+static void set_local(struct lr_daemon *d, uint64_t c)
+{
+	if (!d->local || is_local(d, c))
+		return;
+	d->local[c / 8] |= (uint8_t)(1u << (c % 8));
+	d->nlocal++;
+	lr_prefetch_local(d, c);
 }
 
 /* ---- reads ---- */
@@ -321,8 +354,10 @@ static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_ch
 			return;
 		}
 		d->stats.bytes_written += hi - lo;
-		if (d->written)
+		if (d->written) {
 			d->written[b->idx / 8] |= (uint8_t)(1u << (b->idx % 8));
+			set_local(d, b->idx);
+		}
 	}
 	r->done[bit / 8] |= (uint8_t)(1u << (bit % 8));
 	if (--r->left == 0)
@@ -376,6 +411,7 @@ static struct lr_job *job_new(struct lr_daemon *d, uint32_t level, uint64_t idx)
 		if (!j->used) {
 			j->used = 1;
 			j->fetching = 0;
+			j->background = 0;
 			j->level = level;
 			j->idx = idx;
 			return j;
@@ -446,7 +482,12 @@ static int job_start(struct lr_daemon *d, struct lr_job *j)
 	if (r < 0)
 		return r;
 	lr_object_path(&j->want, path);
-	r = lr_transport_fetch(d->tr, path, job_len(d, j), job_check, job_done, j);
+	if (j->background)
+		r = lr_transport_fetch_background(d->tr, path, job_len(d, j), job_check, job_done, j);
+	else
+		r = lr_transport_fetch(d->tr, path, job_len(d, j), job_check, job_done, j);
+	if (r == -EBUSY && j->background)
+		return r;
 	if (r < 0)
 		return log_error_errno(r, "queueing %s %" PRIu64, j->level ? "node" : "chunk", j->idx);
 	log_debug("fetching %s %" PRIu32 "/%" PRIu64, j->level ? "node" : "chunk", j->level, j->idx);
@@ -526,18 +567,99 @@ static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int er
 	}
 }
 
-static int store_chunk(struct lr_daemon *d, uint64_t c, const void *data, size_t len)
+/* Room on the cache filesystem for one more stored chunk, after what the
+ * kernel's cache object may still need (it grows as the kernel reads, up
+ * to the image's size: demand data must never fail for want of space). */
+static int store_room(const struct lr_daemon *d, size_t len)
+{
+	int64_t avail = lr_chunkstore_avail(d->store);
+	uint64_t object_need = d->img.m.image_size > d->stats.bytes_written
+				       ? d->img.m.image_size - d->stats.bytes_written
+				       : 0;
+
+	return avail >= 0 && (uint64_t)avail >= object_need + len + LR_STORE_RESERVE_BYTES;
+}
+
+static int reads_want(const struct lr_daemon *d, uint64_t c)
+{
+	for (unsigned i = 0; i < LR_READS_MAX; i++) {
+		const struct lr_read *r = &d->reads[i];
+		if (r->used && r->c0 <= c && c <= r->c1 && !read_has(r, c))
+			return 1;
+	}
+	return 0;
+}
+
+/* Keep a verified chunk for this boot without the network: whole-chunk
+ * backends write it into the image file at once, cachefiles puts it into
+ * the local store (never into the kernel's object: docs/architecture.md). */
+static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
+		       const void *data, size_t len)
+{
+	if (is_local(d, c))
+		return;
+	if (d->written) {
+		uint64_t off;
+		uint32_t clen;
+		lr_image_chunk_range(&d->img, c, &off, &clen);
+		int e = d->be->ops->write(d->be, d->object_id, data, len, off);
+		if (e < 0) {
+			if (e == -ENOSPC)
+				lr_prefetch_stop(d, "the cache filesystem is full");
+			return; /* a READ writes what it needs, or fails, itself */
+		}
+		d->stats.bytes_written += len;
+		d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+		set_local(d, c);
+	} else if (d->store) {
+		int e = store_room(d, len) ? lr_chunkstore_put(d->store, dg, data, len) : -ENOSPC;
+		if (e == 0)
+			set_local(d, c);
+		else if (e == -ENOSPC)
+			lr_prefetch_stop(d, "no room on the cache filesystem for the whole image "
+					    "next to the kernel's cache object");
+		else
+			log_error_errno(e, "keeping chunk %" PRIu64 " in the local store", c);
+	}
+}
+
+static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
+		       const void *data, size_t len, int background)
 {
 	d->stats.chunks_fetched++;
 	d->stats.chunk_bytes += len;
 	lr_image_set_cached(&d->img, c); /* verified at least once */
 	if (!d->be)
 		return 0; /* verify mode */
+	keep_local(d, c, dg, data, len);
+	/* A prefetched chunk nobody reads now stays out of the memory cache
+	 * (it would evict chunks a reader is streaming through). */
+	if (background && !reads_want(d, c))
+		return 0;
 	struct lr_chunkbuf *b = chunkbuf_put(d, c, data, (uint32_t)len);
 	if (!b)
 		return log_error_errno(ENOMEM, "chunk buffer");
 	reads_progress(d, b);
 	return 0;
+}
+
+/* A chunk from the local store, verified again now, into the memory cache. */
+static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
+{
+	struct lr_digest dg;
+	uint64_t off;
+	uint32_t len;
+
+	if (!d->store || !is_local(d, c) || lr_image_expected(&d->img, 0, c, &dg) < 0)
+		return NULL;
+	lr_image_chunk_range(&d->img, c, &off, &len);
+	if (lr_chunkstore_get(d->store, &dg, d->scratch, len) < 0) {
+		d->local[c / 8] &= (uint8_t)~(1u << (c % 8)); /* fetched again */
+		d->nlocal--;
+		return NULL;
+	}
+	d->stats.store_hits++;
+	return chunkbuf_put(d, c, d->scratch, len);
 }
 
 static void schedule_reads(struct lr_daemon *d);
@@ -548,13 +670,17 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 	struct lr_daemon *d = j->d;
 	uint32_t level = j->level;
 	uint64_t idx = j->idx;
+	int background = j->background;
+	struct lr_digest want = j->want;
 
 	j->used = 0;
 	log_debug("fetched %s %" PRIu32 "/%" PRIu64 ": %d", level ? "node" : "chunk", level, idx, err);
+	if (background)
+		lr_prefetch_fetched(d, idx, err, (uint32_t)len);
 	if (err < 0) {
 		job_failed(d, level, idx, err);
 	} else if (level == 0) {
-		err = store_chunk(d, idx, data, len);
+		err = store_chunk(d, idx, &want, data, len, background);
 		if (err < 0)
 			job_failed(d, 0, idx, err);
 	} else {
@@ -584,6 +710,7 @@ static int chunk_in_file(struct lr_daemon *d, uint64_t c)
 	if (d->be->ops->present(d->be, off, len) != 1)
 		return 0;
 	d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+	set_local(d, c);
 	return 1;
 }
 
@@ -607,7 +734,7 @@ static void schedule_read(struct lr_daemon *d, struct lr_read *r)
 			}
 			continue;
 		}
-		if ((b = chunkbuf_find(d, c))) {
+		if ((b = chunkbuf_find(d, c)) || (b = chunk_from_store(d, c))) {
 			r->cursor++;
 			read_take(d, r, b); /* may finish r */
 			continue;
@@ -652,7 +779,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
 		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
 			return;
-		if (chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c))
+		if (chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c))
 			continue;
 		struct lr_job *j = job_new(d, 0, c);
 		if (j && job_start(d, j) < 0)
@@ -762,6 +889,37 @@ static int read_slot_free(const struct lr_daemon *d)
 	return 0;
 }
 
+int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c)
+{
+	unsigned nbg = 0;
+
+	if (c >= d->img.nchunks || is_local(d, c) || job_find(d, 0, c) || chunk_in_file(d, c))
+		return 1;
+	if (!d->written && !d->store) {
+		lr_prefetch_stop(d, "no local chunk store to keep the image in");
+		return -ENOSPC;
+	}
+	if (d->store && !store_room(d, d->img.m.chunk_size)) {
+		lr_prefetch_stop(d, "no room on the cache filesystem for the whole image next to "
+				    "the kernel's cache object");
+		return -ENOSPC;
+	}
+	/* Jobs parked behind a tree node are not in the transport yet: bound
+	 * prefetch's share of the job table here, so demand always finds room. */
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+		nbg += d->jobs[i].used && d->jobs[i].background;
+	if (nbg >= lr_transport_background_max(d->tr))
+		return -EBUSY;
+	struct lr_job *j = job_new(d, 0, c);
+	if (!j)
+		return -EBUSY;
+	j->background = 1;
+	int r = job_start(d, j);
+	if (r < 0)
+		j->used = 0;
+	return r;
+}
+
 static int backend_buffered(const struct lr_daemon *d)
 {
 	return d->be->ops->buffered && d->be->ops->buffered(d->be);
@@ -799,7 +957,7 @@ int lr_daemon_drain(struct lr_daemon *d)
 int lr_daemon_tick(struct lr_daemon *d)
 {
 	uint64_t now;
-	int64_t next = -1;
+	int64_t next = -1, pf = -1;
 
 	lr_transport_run(d->tr);
 	now = now_ms();
@@ -818,9 +976,16 @@ int lr_daemon_tick(struct lr_daemon *d)
 		if (next < 0 || (int64_t)(r->deadline_ms - now) < next)
 			next = (int64_t)(r->deadline_ms - now);
 	}
+	/* After the transport ran (fetches it just ended make room), and
+	 * before its timeout is asked: fetches prefetch queues now make it 0,
+	 * so the loop starts them at once instead of sleeping. */
+	if (d->be)
+		pf = lr_prefetch_tick(d, now);
 	int t = lr_transport_timeout(d->tr);
 	if (t >= 0 && (next < 0 || t < next))
 		next = t;
+	if (pf >= 0 && (next < 0 || pf < next))
+		next = pf;
 	return (int)next;
 }
 
@@ -883,6 +1048,29 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;
+	if ((size_t)n >= len)
+		return len - 1;
+	/* Prefetch and local data: what an operator asks before unplugging
+	 * the network. */
+	const struct lr_prefetch *p = &d->pf;
+	uint64_t local = d->nlocal * d->img.m.chunk_size;
+	if (local > d->img.m.image_size)
+		local = d->img.m.image_size;
+	uint64_t now = now_ms(), end = p->done_ms ? p->done_ms : now;
+	double secs = p->start_ms && end > p->start_ms ? (double)(end - p->start_ms) / 1000 : 0;
+	double rate = secs > 0 ? (double)p->bytes / secs : 0;
+	int eta = p->state == LR_PF_RUNNING && rate > 0
+			  ? (int)((double)(d->img.m.image_size - local) / rate)
+			  : -1;
+	int m = snprintf(buf + n, len - (size_t)n,
+			 "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
+			 "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
+			 "\nstore_hits %" PRIu64 "\nnetwork_needed %d\n",
+			 lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
+			 d->stats.store_hits, d->nlocal < d->img.nchunks);
+	if (m < 0)
+		return (size_t)n;
+	n += m;
 	return (size_t)n < len ? (size_t)n : len - 1;
 }
 
@@ -927,7 +1115,8 @@ int lr_daemon_run(struct lr_daemon *d)
 		return log_error_errno(errno, "epoll_create1");
 	if ((r = ep_add(d->epfd, d->be->ops->fd(d->be))) < 0 ||
 	    (r = ep_add(d->epfd, lr_transport_fd(d->tr))) < 0 || (r = ep_add(d->epfd, d->sigfd)) < 0 ||
-	    (d->statusfd >= 0 && (r = ep_add(d->epfd, d->statusfd)) < 0))
+	    (d->statusfd >= 0 && (r = ep_add(d->epfd, d->statusfd)) < 0) ||
+	    (d->bootedfd >= 0 && (r = ep_add(d->epfd, d->bootedfd)) < 0))
 		return log_error_errno(r, "epoll_ctl");
 	d->dev_watched = 1;
 	while (!d->stop) {
@@ -976,6 +1165,12 @@ int lr_daemon_run(struct lr_daemon *d)
 				d->stop = 1;
 			} else if (fd == d->statusfd) {
 				serve_status(d);
+			} else if (fd == d->bootedfd) {
+				int c = accept4(d->bootedfd, NULL, NULL, SOCK_CLOEXEC);
+				if (c >= 0)
+					close(c);
+				log_info("the boot is done (lazyrootd booted)");
+				lr_prefetch_start(d);
 			}
 		}
 	}

@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "chunkstore.h"
 #include "image.h"
 #include "lr-limits.h"
+#include "prefetch.h"
 #include "transport.h"
 #include "verify.h"
 
@@ -32,6 +34,7 @@ struct lr_stats {
 	uint64_t reads_present;     /* requests answered from data already written */
 	uint64_t meta_bytes;        /* metadata written before the mount */
 	uint64_t fetch_restarts;    /* fetches started over after transient failures */
+	uint64_t store_hits;        /* chunks served from the local store */
 };
 
 struct lr_read {
@@ -54,6 +57,7 @@ struct lr_chunkbuf {
 
 struct lr_job {
 	int used, fetching;
+	int background; /* prefetch: background priority, no reader waits */
 	uint32_t level; /* 0: chunk idx; L >= 1: tree node idx of level L */
 	uint64_t idx;
 	struct lr_digest want;
@@ -89,6 +93,17 @@ struct lr_daemon {
 	/* Whole-chunk backends: a bit per chunk written into the image file
 	 * (verified in this boot), so a request for it is answered at once. */
 	uint8_t *written;
+	/* A bit per chunk this boot holds without the network (verified in
+	 * this boot): in the image file (whole-chunk backends) or in the local
+	 * chunk store. */
+	uint8_t *local;
+	uint64_t nlocal;
+	/* cachefiles: verified chunks beyond the pages the kernel asked for
+	 * (NULL: none; the 4 MiB memory cache only). */
+	struct lr_chunkstore *store;
+	uint8_t *scratch; /* one chunk, page aligned: reads from the store */
+	struct lr_prefetch pf;
+	unsigned nbgjobs; /* jobs[] held by prefetch (bounded: demand keeps room) */
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
 	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
 	uint64_t chunk_clock;
@@ -99,6 +114,7 @@ struct lr_daemon {
 	int manifest_done, manifest_err;
 	int verify_err; /* verify mode: the first chunk that could not be had */
 	int epfd, sigfd, statusfd, dev_watched;
+	int bootedfd; /* `lazyrootd booted` connects here: start prefetch */
 	int stop;
 	/* The mount depends on us answering (fanotify: a closed group lets
 	 * holes be read as zeros): TERM/INT/HUP are logged and ignored. */
@@ -133,6 +149,13 @@ int lr_daemon_drain(struct lr_daemon *d);
 /* Transport work and deadlines; returns ms until next due (-1: none). */
 int lr_daemon_tick(struct lr_daemon *d);
 
+/* Prefetch (daemon/prefetch.c): start a background fetch of chunk c.
+ * 0 started, 1 nothing to do (local or already being fetched), -EBUSY no
+ * room now, -ENOSPC no room to keep it (prefetch stopped), other -errno. */
+int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c);
+/* Keep verified chunks in a local store (cachefiles; takes the store). */
+int lr_daemon_use_store(struct lr_daemon *d, struct lr_chunkstore *store);
+
 /* Verify mode: fetch and verify every chunk of the image. */
 int lr_daemon_verify_all(struct lr_daemon *d);
 
@@ -144,5 +167,8 @@ int lr_daemon_run(struct lr_daemon *d);
 int lr_status_addr(const char *tag, char *out, size_t len);
 int lr_status_listen(const char *tag);
 int lr_status_query(const char *tag, int outfd);
+/* `lazyrootd booted`: a second socket; connecting is the message. */
+int lr_booted_listen(const char *tag);
+int lr_booted_notify(const char *tag);
 
 #endif

@@ -5,6 +5,7 @@
  *   lazyrootd [options] URL[,URL...]   serve the image published at URL
  *   lazyrootd verify [options] URL...  fetch and verify every chunk
  *   lazyrootd status [--tag T]         print a running daemon's counters
+ *   lazyrootd booted [--tag T]         the boot is done: start prefetching
  *   lazyrootd mount IMAGE DIR          mount(2) a file-backed EROFS image
  *
  * Exit codes (s6-style, so a supervisor knows whether a retry can help):
@@ -44,6 +45,7 @@ static void usage(FILE *f)
 		"usage: lazyrootd [options] URL[,URL...]\n"
 		"       lazyrootd verify [options] URL[,URL...]\n"
 		"       lazyrootd status [--tag TAG]\n"
+		"       lazyrootd booted [--tag TAG]\n"
 		"       lazyrootd mount IMAGE DIR\n"
 		"\n"
 		"Serve the signed EROFS image published at URL (http://, https://, tftp://,\n"
@@ -51,7 +53,8 @@ static void usage(FILE *f)
 		"on-demand mode (mount EROFS with -o fsid=FSID), or as a sparse image file\n"
 		"under fanotify pre-content events (mount it with `lazyrootd mount`).\n"
 		"Once ready it prints \"cachefiles FSID\" or \"fanotify FILE\".\n"
-		"`verify` fetches and checks every chunk instead.\n"
+		"`verify` fetches and checks every chunk instead. `booted` tells a running\n"
+		"daemon that the boot's critical reads are done (background prefetch starts).\n"
 		"\n"
 		"      --backend B       auto (default: cachefiles on kernels < 7.2 that have\n"
 		"                        its on-demand mode, else fanotify), cachefiles, fanotify\n"
@@ -69,6 +72,9 @@ static void usage(FILE *f)
 		"      --resolve H:P:A   use address A for host H, port P (like curl)\n"
 		"      --read-timeout S  a READ not served within S seconds fails (default 60)\n"
 		"      --fetch-timeout S one transfer's limit (default 10)\n"
+		"      --prefetch on|off fetch the rest of the image in the background once the\n"
+		"                        boot is done (default on)\n"
+		"      --prefetch-rate R at most R bytes/s for prefetch (K, M, G: 1000s)\n"
 		"  -d, --daemon          background once serving; print the fsid on stdout first\n"
 		"      --log=kmsg|stderr where log lines go (default stderr)\n"
 		"      --device PATH     cachefiles device (default /dev/cachefiles)\n"
@@ -78,6 +84,7 @@ static void usage(FILE *f)
 static int status_main(int argc, char **argv)
 {
 	const char *tag = "lazyroot";
+	int booted = strcmp(argv[1], "booted") == 0;
 
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc)
@@ -89,7 +96,7 @@ static int status_main(int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 	}
-	int r = lr_status_query(tag, STDOUT_FILENO);
+	int r = booted ? lr_booted_notify(tag) : lr_status_query(tag, STDOUT_FILENO);
 	if (r < 0) {
 		log_error_errno(r, "no lazyrootd answering for tag %s", tag);
 		return EXIT_RUNTIME;
@@ -219,6 +226,8 @@ int main(int argc, char **argv)
 		{ "backend", required_argument, NULL, 'B' },
 		{ "metadata", required_argument, NULL, 'M' },
 		{ "image-file", required_argument, NULL, 'f' },
+		{ "prefetch", required_argument, NULL, 'P' },
+		{ "prefetch-rate", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -228,11 +237,13 @@ int main(int argc, char **argv)
 	enum lr_metadata_mode metadata = LR_META_AUTO;
 	unsigned nkeys = 0;
 	int background = 0, kmsg = 0, level = LR_LOG_INFO, verify_mode = 0, c, r;
+	int prefetch = 1;
+	uint64_t prefetch_rate = 0;
 	struct lr_daemon_config cfg = { .read_timeout_ms = 60000, .fetch_timeout_ms = 10000 };
 	static struct lr_daemon d;
 	char *end;
 
-	if (argc > 1 && strcmp(argv[1], "status") == 0)
+	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "booted") == 0))
 		return status_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "mount") == 0)
 		return mount_main(argc, argv);
@@ -309,6 +320,28 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'f': imagefile = optarg; break;
+		case 'P':
+			if (strcmp(optarg, "on") == 0)
+				prefetch = 1;
+			else if (strcmp(optarg, "off") == 0)
+				prefetch = 0;
+			else {
+				fprintf(stderr, "lazyrootd: --prefetch is on or off\n");
+				return EXIT_CONFIG;
+			}
+			break;
+		case 'r': {
+			unsigned long long v = strtoull(optarg, &end, 10);
+			uint64_t mult = *end == 'K' ? 1000 : *end == 'M' ? 1000000 : *end == 'G' ? 1000000000 : 1;
+			if (!*optarg || end == optarg || (mult > 1 && end[1]) || (mult == 1 && *end) ||
+			    v == 0 || v > UINT64_MAX / mult) {
+				fprintf(stderr, "lazyrootd: --prefetch-rate wants bytes per second "
+						"(a number, optionally K, M or G)\n");
+				return EXIT_CONFIG;
+			}
+			prefetch_rate = v * mult;
+			break;
+		}
 		case 'L':
 			if (strcmp(optarg, "kmsg") == 0)
 				kmsg = 1;
@@ -431,6 +464,17 @@ int main(int argc, char **argv)
 	d.statusfd = lr_status_listen(tag);
 	if (d.statusfd < 0)
 		log_warning_errno(d.statusfd, "status socket for tag %s (status unavailable)", tag);
+	lr_prefetch_init(&d, prefetch, prefetch_rate);
+	if (prefetch) {
+		d.bootedfd = lr_booted_listen(tag);
+		if (d.bootedfd < 0)
+			log_warning_errno(d.bootedfd, "`lazyrootd booted` socket for tag %s (prefetch "
+						      "starts %u s after readiness)",
+					  tag, LR_PREFETCH_FALLBACK_MS / 1000);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		d.pf.ready_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	}
 	log_notice("serving %s (fsid %s) with the %s backend, cache %s, ready in %.2f s",
 		   cfg.mirrors[0], d.img.m.fsid, d.be->ops->name, cachedir, mono_s() - t0);
 

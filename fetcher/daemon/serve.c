@@ -2,10 +2,12 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -110,6 +112,30 @@ static void fan_fail_closed(void *ctx)
 	}
 }
 
+/* cachefiles: verified chunks the kernel has not asked for yet live next
+ * to the cache, in CACHEDIR/chunks (store/chunkstore.h says why). Opened
+ * now: the path is gone after switch_root. Without it, lazyrootd works as
+ * before (memory cache only) and prefetch is off. */
+static void open_store(struct lr_daemon *d, const char *cachedir)
+{
+	struct lr_chunkstore *st;
+	int dfd = open(cachedir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = -1;
+
+	if (dfd >= 0) {
+		if (mkdirat(dfd, "chunks", 0700) < 0 && errno != EEXIST)
+			log_debug("mkdir %s/chunks: %m", cachedir);
+		fd = openat(dfd, "chunks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(dfd);
+	}
+	if (fd < 0) {
+		log_warning_errno(errno, "no local chunk store in %s/chunks (prefetch off)", cachedir);
+		return;
+	}
+	if (lr_chunkstore_open(&st, fd) == 0)
+		lr_daemon_use_store(d, st);
+}
+
 int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, char *ready,
 		     size_t len)
 {
@@ -126,6 +152,7 @@ int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, cha
 			r = lr_daemon_attach(d, lr_cf_backend(cf));
 			if (r < 0)
 				return r;
+			open_store(d, c->cachedir);
 			snprintf(ready, len, "cachefiles %s", d->img.m.fsid);
 			return 0;
 		}

@@ -26,7 +26,8 @@
 
 struct slot {
 	int used, active;
-	uint64_t seq; /* FIFO order among waiting fetches */
+	int background; /* starts only when no other fetch waits (prefetch) */
+	uint64_t seq;   /* FIFO order among waiting fetches */
 	char name[LR_NAME_MAX];
 	size_t max;
 	lr_fetch_check_fn check;
@@ -60,6 +61,7 @@ struct lr_transport {
 	struct slot slots[LR_FETCH_SLOTS];
 	CURL *pool[LR_XFER_ACTIVE_MAX];
 	unsigned npool, nactive, nused;
+	unsigned nbg; /* background fetches pending */
 	uint64_t seq;
 	uint32_t rng;
 	struct lr_transport_stats st;
@@ -330,7 +332,7 @@ int lr_transport_reset(struct lr_transport *t)
 	}
 	for (unsigned i = 0; i < t->npool; i++)
 		curl_easy_cleanup(t->pool[i]);
-	t->npool = t->nactive = t->nused = 0;
+	t->npool = t->nactive = t->nused = t->nbg = 0;
 	curl_multi_cleanup(t->multi);
 	close(t->epfd);
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -380,8 +382,8 @@ unsigned lr_transport_pending(const struct lr_transport *t)
 	return t->nused;
 }
 
-int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
-		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
+static int queue(struct lr_transport *t, const char *name, size_t max, lr_fetch_check_fn check,
+		 lr_fetch_done_fn done, void *ctx, int background)
 {
 	size_t l = strlen(name);
 
@@ -401,10 +403,40 @@ int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
 		s->ctx = ctx;
 		s->mirror = t->preferred;
 		s->due_ms = 0;
+		s->background = background;
 		t->nused++;
 		return 0;
 	}
 	return -EBUSY;
+}
+
+int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
+		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
+{
+	return queue(t, name, max, check, done, ctx, 0);
+}
+
+unsigned lr_transport_background_pending(const struct lr_transport *t)
+{
+	return t->nbg;
+}
+
+int lr_transport_fetch_background(struct lr_transport *t, const char *name, size_t max,
+				  lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
+{
+	if (t->nbg >= lr_transport_background_max(t))
+		return -EBUSY;
+	int r = queue(t, name, max, check, done, ctx, 1);
+	if (r == 0)
+		t->nbg++;
+	return r;
+}
+
+unsigned lr_transport_background_max(const struct lr_transport *t)
+{
+	/* Connections always left to demand fetches. */
+	return t->max_active > LR_XFER_DEMAND_RESERVED ? t->max_active - LR_XFER_DEMAND_RESERVED
+						       : 1;
 }
 
 static CURL *get_easy(struct lr_transport *t)
@@ -530,6 +562,8 @@ static void release(struct lr_transport *t, struct slot *s)
 {
 	s->used = 0;
 	t->nused--;
+	if (s->background)
+		t->nbg--;
 }
 
 static unsigned jitter(struct lr_transport *t, unsigned ms)
@@ -605,7 +639,13 @@ static void start_waiting(struct lr_transport *t)
 		struct slot *best = NULL;
 		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
 			struct slot *s = &t->slots[i];
-			if (s->used && !s->active && s->due_ms <= now && (!best || s->seq < best->seq))
+			if (!s->used || s->active || s->due_ms > now)
+				continue;
+			/* Demand first, in FIFO order; background fetches only
+			 * on connections demand leaves free (bounded by how many
+			 * can be queued: lr_transport_background_max). */
+			if (!best || (best->background && !s->background) ||
+			    (best->background == s->background && s->seq < best->seq))
 				best = s;
 		}
 		if (!best)

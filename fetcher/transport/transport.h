@@ -68,6 +68,16 @@ int lr_transport_reset(struct lr_transport *t);
  */
 int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
 		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
+/*
+ * The same at background priority (prefetch): started only on connections
+ * no demand fetch waits for, and never more than
+ * lr_transport_background_max() pending at once (-EBUSY beyond), so
+ * LR_XFER_DEMAND_RESERVED connections always stay free for demand.
+ */
+int lr_transport_fetch_background(struct lr_transport *t, const char *name, size_t max,
+				  lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
+unsigned lr_transport_background_max(const struct lr_transport *t);
+unsigned lr_transport_background_pending(const struct lr_transport *t);
 /* Pending fetches (queued, backing off or active). */
 unsigned lr_transport_pending(const struct lr_transport *t);
 

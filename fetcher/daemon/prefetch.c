@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+#include "prefetch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "lr-limits.h"
+#include "lr-log.h"
+
+const char *lr_prefetch_state_name(enum lr_prefetch_state s)
+{
+	static const char *const names[] = { "off", "waiting", "running", "complete", "stopped" };
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static double mb(uint64_t b)
+{
+	return (double)b / 1e6;
+}
+
+static uint64_t local_bytes(const struct lr_daemon *d)
+{
+	uint64_t b = d->nlocal * d->img.m.chunk_size;
+
+	return b > d->img.m.image_size ? d->img.m.image_size : b;
+}
+
+void lr_prefetch_init(struct lr_daemon *d, int enabled, uint64_t rate)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	p->state = enabled ? LR_PF_WAITING : LR_PF_OFF;
+	p->rate = rate;
+}
+
+void lr_prefetch_start(struct lr_daemon *d)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	if (p->state != LR_PF_WAITING)
+		return;
+	p->state = LR_PF_RUNNING;
+	p->cursor = 0;
+	p->pass_errors = p->pass_started = 0;
+	p->bytes = 0;
+	p->tokens = 0;
+	p->tokens_at_ms = p->start_ms = p->last_log_ms = 0; /* set by the next tick */
+	if (p->rate)
+		log_info("prefetch: the rest of the image in the background, at most %.1f MB/s",
+			 mb(p->rate));
+	else
+		log_info("prefetch: the rest of the image in the background (%.1f of %.1f MB "
+			 "local)",
+			 mb(local_bytes(d)), mb(d->img.m.image_size));
+}
+
+static void complete(struct lr_daemon *d, uint64_t now)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	p->state = LR_PF_COMPLETE;
+	p->done_ms = now;
+	log_notice("prefetch complete: the whole image (%.1f MB) is local, %.1f MB fetched in "
+		   "the background in %.1f s; this machine no longer needs the network",
+		   mb(d->img.m.image_size), mb(p->bytes),
+		   p->start_ms ? (double)(now - p->start_ms) / 1000 : 0.0);
+}
+
+void lr_prefetch_stop(struct lr_daemon *d, const char *why)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	if (p->state != LR_PF_RUNNING && p->state != LR_PF_WAITING)
+		return;
+	p->state = LR_PF_STOPPED;
+	p->why_stopped = why;
+	log_warning("prefetch stopped: %s; %.1f of %.1f MB local, the rest comes on demand "
+		    "(the network stays needed)",
+		    why, mb(local_bytes(d)), mb(d->img.m.image_size));
+}
+
+void lr_prefetch_local(struct lr_daemon *d, uint64_t c)
+{
+	(void)c;
+	if (d->pf.state == LR_PF_RUNNING && d->nlocal == d->img.nchunks)
+		complete(d, now_ms());
+}
+
+void lr_prefetch_fetched(struct lr_daemon *d, uint64_t c, int err, uint32_t len)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	if (err < 0) {
+		p->errors++;
+		p->pass_errors++;
+		log_debug("prefetch of chunk %" PRIu64 " failed: %d (retried later)", c, err);
+		return;
+	}
+	p->bytes += len;
+}
+
+static void progress(struct lr_daemon *d, uint64_t now)
+{
+	struct lr_prefetch *p = &d->pf;
+	double secs = (double)(now - p->start_ms) / 1000;
+	double rate = secs > 0 ? (double)p->bytes / secs : 0;
+	uint64_t left = d->img.m.image_size - local_bytes(d);
+
+	p->last_log_ms = now;
+	log_info("prefetch: %.1f of %.1f MB local (%.0f%%), %.1f MB/s, about %.0f s left, "
+		 "%" PRIu64 " errors",
+		 mb(local_bytes(d)), mb(d->img.m.image_size),
+		 100.0 * (double)local_bytes(d) / (double)d->img.m.image_size, rate / 1e6,
+		 rate > 0 ? (double)left / rate : -1.0, p->errors);
+}
+
+int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
+{
+	struct lr_prefetch *p = &d->pf;
+	int next = -1;
+
+	if (p->state == LR_PF_WAITING && p->ready_ms && now >= p->ready_ms + LR_PREFETCH_FALLBACK_MS) {
+		log_info("prefetch: no word that the boot is done after %u s; starting anyway",
+			 LR_PREFETCH_FALLBACK_MS / 1000);
+		lr_prefetch_start(d);
+	}
+	if (p->state == LR_PF_WAITING && p->ready_ms)
+		return (int)(p->ready_ms + LR_PREFETCH_FALLBACK_MS - now);
+	if (p->state != LR_PF_RUNNING)
+		return -1;
+	if (!p->start_ms)
+		p->start_ms = p->last_log_ms = p->tokens_at_ms = now;
+	if (d->nlocal == d->img.nchunks) {
+		complete(d, now);
+		return -1;
+	}
+	if (now - p->last_log_ms >= LR_PREFETCH_LOG_MS)
+		progress(d, now);
+	next = (int)(p->last_log_ms + LR_PREFETCH_LOG_MS - now);
+	if (now < p->pause_until_ms)
+		return (int)(p->pause_until_ms - now) < next ? (int)(p->pause_until_ms - now) : next;
+	/* Demand first: no new background fetch while a reader waits (those
+	 * in flight finish; LR_XFER_DEMAND_RESERVED connections stay free). */
+	for (unsigned i = 0; i < LR_READS_MAX; i++)
+		if (d->reads[i].used)
+			return next;
+	if (p->rate) {
+		/* A token bucket of at most one second's worth. */
+		p->tokens += (double)(now - p->tokens_at_ms) * (double)p->rate / 1000;
+		if (p->tokens > (double)p->rate)
+			p->tokens = (double)p->rate;
+		p->tokens_at_ms = now;
+	}
+	for (;;) {
+		if (p->rate && p->tokens < (double)d->img.m.chunk_size) {
+			int wait = (int)(((double)d->img.m.chunk_size - p->tokens) * 1000 /
+					 (double)p->rate) + 1;
+			return wait < next ? wait : next;
+		}
+		if (p->cursor >= d->img.nchunks) {
+			/* A pass is over. The next one starts when this one's
+			 * fetches have ended (so the scan runs once per pass),
+			 * after a pause if some failed: those are tried again. */
+			if (lr_transport_background_pending(d->tr) > 0)
+				return next;
+			unsigned pause = p->pass_errors ? LR_PREFETCH_RETRY_MS
+					 : p->pass_started ? 0 : 1000; /* only demand in flight */
+			p->cursor = 0;
+			p->pass_errors = p->pass_started = 0;
+			if (pause) {
+				p->pause_until_ms = now + pause;
+				return (int)pause < next ? (int)pause : next;
+			}
+		}
+		int r = lr_daemon_prefetch_chunk(d, p->cursor);
+		if (r == -EBUSY)
+			return next; /* background queue full: again when one ends */
+		if (r < 0) {
+			p->errors++;
+			p->pass_errors++;
+		} else if (r == 0) {
+			p->pass_started++;
+			if (p->rate)
+				p->tokens -= (double)d->img.m.chunk_size;
+		}
+		p->cursor++;
+		if (p->state != LR_PF_RUNNING)
+			return -1;
+	}
+	return next;
+}

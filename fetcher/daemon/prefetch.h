@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Background prefetch: once the boot's critical reads are done (the hook
+ * says so with `lazyrootd booted`, or LR_PREFETCH_FALLBACK_MS after the
+ * daemon got ready), fetch every chunk the machine does not hold yet, at
+ * background priority (transport: only connections demand does not use),
+ * optionally capped in bytes per second. Where chunks go is the daemon's
+ * business (the image file for whole-chunk backends, the local chunk store
+ * for cachefiles); this module only chooses what and when, and reports.
+ */
+#ifndef LR_PREFETCH_H
+#define LR_PREFETCH_H
+
+#include <stdint.h>
+
+struct lr_daemon;
+
+enum lr_prefetch_state {
+	LR_PF_OFF = 0,  /* disabled on the command line */
+	LR_PF_WAITING,  /* until the boot is done */
+	LR_PF_RUNNING,
+	LR_PF_COMPLETE, /* every chunk is local: the network is no longer needed */
+	LR_PF_STOPPED,  /* no room to hold the image locally (logged) */
+};
+
+struct lr_prefetch {
+	enum lr_prefetch_state state;
+	uint64_t rate;       /* bytes per second, 0: no cap */
+	uint64_t cursor;     /* next chunk to look at */
+	uint64_t pass_errors;  /* failures in this pass over the image */
+	uint64_t pass_started; /* fetches started in this pass */
+	uint64_t start_ms, done_ms, last_log_ms, ready_ms;
+	uint64_t bytes;      /* fetched by prefetch */
+	uint64_t errors;     /* prefetch fetches that failed */
+	uint64_t tokens_at_ms;
+	double tokens;       /* rate cap: bytes that may start now */
+	uint64_t pause_until_ms;
+	const char *why_stopped;
+};
+
+void lr_prefetch_init(struct lr_daemon *d, int enabled, uint64_t rate);
+/* The boot is done (`lazyrootd booted`): start now. */
+void lr_prefetch_start(struct lr_daemon *d);
+/* Start background fetches as room and rate allow; ms until due (-1). */
+int lr_prefetch_tick(struct lr_daemon *d, uint64_t now_ms);
+/* A prefetch fetch ended (err < 0: failed; the chunk is retried later). */
+void lr_prefetch_fetched(struct lr_daemon *d, uint64_t c, int err, uint32_t len);
+/* A chunk became local (by prefetch or demand). */
+void lr_prefetch_local(struct lr_daemon *d, uint64_t c);
+/* No room for more local chunks. */
+void lr_prefetch_stop(struct lr_daemon *d, const char *why);
+const char *lr_prefetch_state_name(enum lr_prefetch_state s);
+
+#endif

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+#include "chunkstore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "lr-limits.h"
+#include "lr-log.h"
+#include "lr-util.h"
+
+struct lr_chunkstore {
+	int dirfd;
+	uint64_t tmpseq;
+};
+
+int lr_chunkstore_open(struct lr_chunkstore **out, int dirfd)
+{
+	struct lr_chunkstore *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(dirfd);
+		return -ENOMEM;
+	}
+	s->dirfd = dirfd;
+	*out = s;
+	return 0;
+}
+
+void lr_chunkstore_free(struct lr_chunkstore *s)
+{
+	if (!s)
+		return;
+	close(s->dirfd);
+	free(s);
+}
+
+/* "ab/abcd…" below the store's directory */
+static void name_of(const struct lr_digest *dg, char out[LR_DIGEST_HEX + 4])
+{
+	char hex[LR_DIGEST_HEX + 1];
+
+	lr_digest_hex(dg, hex);
+	snprintf(out, LR_DIGEST_HEX + 4, "%.2s/%s", hex, hex);
+}
+
+int lr_chunkstore_has(const struct lr_chunkstore *s, const struct lr_digest *dg, size_t len)
+{
+	char name[LR_DIGEST_HEX + 4];
+	struct stat st;
+
+	name_of(dg, name);
+	return fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	       (uint64_t)st.st_size == len;
+}
+
+int lr_chunkstore_get(struct lr_chunkstore *s, const struct lr_digest *dg, void *buf,
+		      size_t len)
+{
+	char name[LR_DIGEST_HEX + 4];
+	struct lr_digest got;
+	struct stat st;
+	int r = 0;
+
+	name_of(dg, name);
+	/* Never block on a FIFO or a device, never follow a link out. */
+	int fd = openat(s->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : errno == ELOOP ? -EBADMSG : lr_neg_errno();
+	if (fstat(fd, &st) < 0) {
+		r = lr_neg_errno();
+	} else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != len) {
+		r = -EBADMSG;
+	} else {
+		ssize_t n = pread(fd, buf, len, 0);
+		if (n < 0)
+			r = lr_neg_errno();
+		else if ((size_t)n != len || lr_sha256(buf, len, &got) < 0 ||
+			 !lr_digest_eq(&got, dg))
+			r = -EBADMSG;
+	}
+	close(fd);
+	if (r == -EBADMSG) {
+		log_warning("local chunk %s is not what its name says (changed on disk?): removed; "
+			    "fetching it again",
+			    name + 3);
+		unlinkat(s->dirfd, name, 0);
+	} else if (r < 0) {
+		log_error_errno(r, "reading local chunk %s", name + 3);
+	}
+	return r;
+}
+
+int64_t lr_chunkstore_avail(const struct lr_chunkstore *s)
+{
+	struct statvfs v;
+
+	if (fstatvfs(s->dirfd, &v) < 0)
+		return lr_neg_errno();
+	return (int64_t)((uint64_t)v.f_bavail * v.f_frsize);
+}
+
+int lr_chunkstore_put(struct lr_chunkstore *s, const struct lr_digest *dg, const void *buf,
+		      size_t len)
+{
+	char name[LR_DIGEST_HEX + 4], tmp[64];
+	int64_t avail = lr_chunkstore_avail(s);
+	int r = 0;
+
+	if (avail >= 0 && (uint64_t)avail < len + LR_STORE_RESERVE_BYTES)
+		return -ENOSPC;
+	name_of(dg, name);
+	name[2] = '\0';
+	if (mkdirat(s->dirfd, name, 0700) < 0 && errno != EEXIST)
+		return lr_neg_errno();
+	name[2] = '/';
+	snprintf(tmp, sizeof(tmp), "%.2s/.tmp-%d-%llu", name, (int)getpid(),
+		 (unsigned long long)s->tmpseq++);
+	int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return lr_neg_errno();
+	const uint8_t *p = buf;
+	for (size_t done = 0; done < len && r == 0;) {
+		ssize_t w = pwrite(fd, p + done, len - done, (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			r = w < 0 ? lr_neg_errno() : -EIO;
+		else
+			done += (size_t)w;
+	}
+	if (close(fd) < 0 && r == 0)
+		r = lr_neg_errno();
+	/* No fsync: a torn file after a power cut fails get()'s hash and is
+	 * fetched again; the rename only keeps a live writer's partial file
+	 * from being taken for a whole one. */
+	if (r == 0 && renameat(s->dirfd, tmp, s->dirfd, name) < 0)
+		r = lr_neg_errno();
+	if (r < 0)
+		unlinkat(s->dirfd, tmp, 0);
+	return r;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A local, content-addressed store of verified chunks: one file per chunk,
+ * named by its digest ("ab/abcd…", as on a mirror), in a directory on the
+ * cache filesystem. It is what lets the cachefiles backend keep chunks the
+ * kernel has not asked for yet (prefetch, the parts of a chunk a READ did
+ * not want) without writing them into the kernel's cache object: present
+ * data next to holes there stalls compressed reads on 6.12
+ * (docs/architecture.md).
+ *
+ * Nothing read back is trusted: every get() hashes the file and compares
+ * it with the digest the caller expects (from the signed tree), so a file
+ * edited on disk, torn by a power cut or swapped for a link or a FIFO is
+ * refused (and removed), never served. A put() writes a temporary file and
+ * renames it into place, so a name never holds a partial write that the
+ * writer believed complete.
+ */
+#ifndef LR_CHUNKSTORE_H
+#define LR_CHUNKSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "verify.h"
+
+struct lr_chunkstore;
+
+/* Takes dirfd (a directory on the cache filesystem; closed by free). */
+int lr_chunkstore_open(struct lr_chunkstore **out, int dirfd);
+void lr_chunkstore_free(struct lr_chunkstore *s);
+
+/* 0 with exactly len verified bytes in buf; -ENOENT: not stored;
+ * -EBADMSG: stored but not these bytes (the file is removed); other
+ * -errno: the disk failed. */
+int lr_chunkstore_get(struct lr_chunkstore *s, const struct lr_digest *dg, void *buf,
+		      size_t len);
+/* Store len bytes the caller has verified against dg. -ENOSPC when the
+ * filesystem would keep less than the reserve free afterwards. */
+int lr_chunkstore_put(struct lr_chunkstore *s, const struct lr_digest *dg, const void *buf,
+		      size_t len);
+/* Cheap: a regular file of len bytes by that name (not verified). */
+int lr_chunkstore_has(const struct lr_chunkstore *s, const struct lr_digest *dg, size_t len);
+/* Bytes the filesystem has free for us (-errno on failure). */
+int64_t lr_chunkstore_avail(const struct lr_chunkstore *s);
+
+#endif

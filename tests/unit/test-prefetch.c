@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Background prefetch and the local chunk store, against the fake
+ * /dev/cachefiles (unit/fakedev.c) and a real publish into a file://
+ * mirror: prefetch fetches each chunk once and keeps it in the store, never
+ * in the kernel's object; with the mirror gone every READ is served from
+ * the store; a stored chunk changed on disk is refused and fetched again;
+ * the store never serves links, FIFOs or files of the wrong size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chunkstore.h"
+#include "daemon.h"
+#include "fakedev.h"
+#include "fixture.h"
+#include "lr-file.h"
+#include "lr-log.h"
+#include "publish.h"
+#include "tap.h"
+
+#define CS 4096u
+#define NCHUNKS 300u
+#define IMG_SIZE (NCHUNKS * CS)
+
+static char dir[] = "/tmp/lazyroot-tp-XXXXXX";
+static uint8_t *img;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
+{
+	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
+	char *pem;
+	size_t len;
+
+	memset(d, 0, sizeof(*d));
+	cfg.mirrors[cfg.nmirrors++] = url;
+	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
+		abort();
+	free(pem);
+	if (lr_daemon_init(d, &cfg) < 0 || lr_daemon_load_manifest(d) < 0)
+		abort();
+}
+
+static struct lr_chunkstore *store_at(const char *path)
+{
+	struct lr_chunkstore *s;
+
+	mkdir(path, 0700);
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || lr_chunkstore_open(&s, fd) < 0)
+		abort();
+	return s;
+}
+
+/* Run the loop as the daemon's does until prefetch leaves RUNNING
+ * (bounded). Returns how often the daemon asked to sleep a second or more
+ * while prefetch had work left and nothing was in flight: a stall (seen:
+ * fetches that ended inside the tick's transport run were not followed by
+ * new ones until the next unrelated wakeup, 6 chunks per second). */
+static int run_prefetch(struct lr_daemon *d)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+	int stalls = 0;
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	for (int i = 0; i < 20000 && d->pf.state == LR_PF_RUNNING; i++) {
+		int t = lr_daemon_tick(d);
+		if (d->pf.state == LR_PF_RUNNING && (t < 0 || t >= 1000) &&
+		    lr_transport_pending(d->tr) == 0)
+			stalls++;
+		/* Capped: a stall is counted, not waited out. */
+		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+	}
+	close(ep);
+	return stalls;
+}
+
+static void store_tests(void)
+{
+	char path[600], f[800];
+	uint8_t data[CS], back[CS];
+	struct lr_digest dg, other;
+
+	snprintf(path, sizeof(path), "%s/s", dir);
+	struct lr_chunkstore *s = store_at(path);
+	memset(data, 0x5a, sizeof(data));
+	lr_sha256(data, sizeof(data), &dg);
+	is(lr_chunkstore_get(s, &dg, back, sizeof(back)), -ENOENT, "store: a chunk not stored");
+	is(lr_chunkstore_put(s, &dg, data, sizeof(data)), 0, "store: put");
+	ok(lr_chunkstore_has(s, &dg, sizeof(data)), "store: has");
+	ok(lr_chunkstore_get(s, &dg, back, sizeof(back)) == 0 && memcmp(back, data, CS) == 0,
+	   "store: get returns the bytes");
+	is(lr_chunkstore_get(s, &dg, back, CS / 2), -EBADMSG, "store: a file of the wrong size refused");
+	ok(!lr_chunkstore_has(s, &dg, sizeof(data)), "... and removed");
+
+	/* Bytes changed on disk: the name no longer matches the content. */
+	lr_chunkstore_put(s, &dg, data, sizeof(data));
+	char hex[LR_DIGEST_HEX + 1];
+	lr_digest_hex(&dg, hex);
+	snprintf(f, sizeof(f), "%s/%.2s/%s", path, hex, hex);
+	int fd = open(f, O_WRONLY);
+	if (fd < 0 || pwrite(fd, "x", 1, 100) != 1)
+		abort();
+	close(fd);
+	is(lr_chunkstore_get(s, &dg, back, sizeof(back)), -EBADMSG, "store: a changed chunk refused");
+	ok(access(f, F_OK) < 0, "... and removed");
+
+	/* A FIFO or a link under a chunk's name: refused, never blocking. */
+	memset(data, 0x11, sizeof(data));
+	lr_sha256(data, sizeof(data), &other);
+	lr_digest_hex(&other, hex);
+	snprintf(f, sizeof(f), "%s/%.2s", path, hex);
+	mkdir(f, 0700);
+	snprintf(f, sizeof(f), "%s/%.2s/%s", path, hex, hex);
+	if (mkfifo(f, 0600) < 0)
+		abort();
+	is(lr_chunkstore_get(s, &other, back, sizeof(back)), -EBADMSG, "store: a FIFO refused at once");
+	if (symlink("/dev/zero", f) < 0 && (unlink(f) < 0 || symlink("/dev/zero", f) < 0))
+		abort();
+	is(lr_chunkstore_get(s, &other, back, sizeof(back)), -EBADMSG, "store: a symlink refused");
+	lr_chunkstore_free(s);
+}
+
+int main(void)
+{
+	char image[512], pubdir[512], key[512], pub[512], url[700], path[700], cmd[1600];
+	struct lr_publish_stats st;
+	struct lr_daemon d;
+
+	lr_log_setup("test-prefetch", -1, 0, getenv("LAZYROOT_TEST_VERBOSE") ? LR_LOG_DEBUG : 0);
+	if (lr_crypto_init() < 0 || !mkdtemp(dir))
+		abort();
+	store_tests();
+
+	snprintf(image, sizeof(image), "%s/image", dir);
+	snprintf(pubdir, sizeof(pubdir), "%s/pub", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(pub, sizeof(pub), "%s/pub.pem", dir);
+	if (lr_keygen(key, pub) < 0)
+		abort();
+	img = fixture_image(image, IMG_SIZE);
+	struct lr_publish_opts po = { .chunk_size = CS, .image_version = 1, .key_path = key,
+				      .quiet = 1 };
+	if (lr_publish(image, pubdir, &po, &st) < 0)
+		abort();
+	snprintf(url, sizeof(url), "file://%s", pubdir);
+
+	/* ---- prefetch to completion (cachefiles: into the store) ---- */
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	snprintf(path, sizeof(path), "%s/chunks", dir);
+	lr_daemon_use_store(&d, store_at(path));
+	int obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 1, 0);
+	is(d.pf.state, LR_PF_WAITING, "prefetch waits for the boot to be done");
+	lr_daemon_tick(&d);
+	is(d.stats.chunks_fetched, 0, "... and fetches nothing before");
+	lr_prefetch_start(&d);
+	is(run_prefetch(&d), 0, "prefetch never sleeps with work left and nothing in flight");
+	is(d.pf.state, LR_PF_COMPLETE, "prefetch completes");
+	is(d.nlocal, NCHUNKS, "... with every chunk local");
+	is(d.stats.chunk_bytes, IMG_SIZE, "... each fetched exactly once (1.00x the image)");
+	is(d.stats.bytes_written, 0, "... and nothing written into the kernel's object");
+	char status[2048];
+	lr_daemon_status(&d, status, sizeof(status));
+	ok(strstr(status, "prefetch complete\n") && strstr(status, "network_needed 0\n"),
+	   "status says the network is no longer needed");
+
+	/* A stored chunk changed on disk is refused and fetched again. */
+	{
+		struct lr_digest dg;
+		char hex[LR_DIGEST_HEX + 1], f[900];
+		lr_sha256(img + 7 * CS, CS, &dg);
+		lr_digest_hex(&dg, hex);
+		snprintf(f, sizeof(f), "%s/%.2s/%s", path, hex, hex);
+		int fd = open(f, O_WRONLY);
+		if (fd < 0 || pwrite(fd, "evil", 4, 0) != 4)
+			abort();
+		close(fd);
+	}
+	uint8_t *got = calloc(1, IMG_SIZE);
+	uint64_t fetched = d.stats.chunks_fetched;
+	fakedev_send_read(2, 10, 7 * CS, CS);
+	fakedev_serve(&d, 2);
+	ok(fakedev_completed(2) && pread(obj, got, CS, 7 * CS) == CS &&
+		   memcmp(got, img + 7 * CS, CS) == 0,
+	   "a chunk changed in the store: the reader gets the image's bytes");
+	is(d.stats.chunks_fetched - fetched, 1, "... fetched again from the mirror");
+
+	/* The mirror is gone: every READ is served from the store. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/chunks'", pubdir);
+	if (system(cmd) != 0)
+		abort();
+	fetched = d.stats.chunks_fetched;
+	uint64_t errors = d.stats.read_errors;
+	uint32_t id = 100;
+	for (uint64_t off = 0; off < IMG_SIZE; off += 16 * CS) {
+		uint64_t len = off + 16 * CS > IMG_SIZE ? IMG_SIZE - off : 16 * CS;
+		fakedev_send_read(id, 10, off, len);
+		fakedev_serve(&d, id++);
+	}
+	is(d.stats.read_errors - errors, 0, "mirror gone: every READ of the image served");
+	is(d.stats.chunks_fetched - fetched, 0, "... without the network");
+	ok(pread(obj, got, IMG_SIZE, 0) == IMG_SIZE && memcmp(got, img, IMG_SIZE) == 0,
+	   "... with the image's bytes");
+	ok(d.stats.store_hits >= NCHUNKS - 1, "... from the local store");
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
+	/* ---- a rate cap holds prefetch back ---- */
+	if (lr_publish(image, pubdir, &po, &st) < 0)
+		abort();
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	snprintf(path, sizeof(path), "%s/chunks2", dir);
+	lr_daemon_use_store(&d, store_at(path));
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 1, 2 * IMG_SIZE); /* the image in half a second at best */
+	double t0 = now_s();
+	lr_prefetch_start(&d);
+	run_prefetch(&d);
+	double took = now_s() - t0;
+	is(d.pf.state, LR_PF_COMPLETE, "capped prefetch completes");
+	ok(took >= 0.4, "... no faster than the cap allows (%.2f s for >= 0.5 s of budget)", took);
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
+	/* ---- prefetch off, and no store: nothing in the background ---- */
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 1, 0);
+	lr_prefetch_start(&d);
+	run_prefetch(&d);
+	is(d.pf.state, LR_PF_STOPPED, "no local store: prefetch stops (logged)");
+	is(d.stats.chunks_fetched, 0, "... having fetched nothing");
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
+	free(got);
+	free(img);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return tap_done();
+}
