@@ -91,6 +91,9 @@ struct lr_backend_ops {
 	/* Whether [off, off+len) of the object is already written (1), not
 	 * (0), or unknown (-errno). NULL: the kernel tracks it. */
 	int (*present)(const struct lr_backend *b, uint64_t off, uint64_t len);
+	/* Bytes free on the filesystem that holds the written data (-errno).
+	 * NULL: the kernel manages that space (cachefiles culls). */
+	int64_t (*avail)(const struct lr_backend *b);
 	void (*free)(struct lr_backend *b);
 };
 

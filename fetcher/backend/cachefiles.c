@@ -435,5 +435,6 @@ static const struct lr_backend_ops cf_backend_ops = {
 	.close_object = be_close_object,
 	.object_size = be_object_size,
 	.present = NULL,
+	.avail = NULL, /* cachefiles culls its own cache */
 	.free = be_free,
 };

@@ -12,6 +12,7 @@
 #include <sys/fanotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -451,6 +452,16 @@ static int be_present(const struct lr_backend *b, uint64_t off, uint64_t len)
 	return lr_fan_present((const struct lr_fan *)b, off, len);
 }
 
+static int64_t be_avail(const struct lr_backend *b)
+{
+	const struct lr_fan *f = (const struct lr_fan *)b;
+	struct statvfs v;
+
+	if (fstatvfs(f->filefd, &v) < 0)
+		return lr_neg_errno();
+	return (int64_t)((uint64_t)v.f_bavail * v.f_frsize);
+}
+
 static void be_free(struct lr_backend *b)
 {
 	lr_fan_free((struct lr_fan *)b);
@@ -467,6 +478,7 @@ static const struct lr_backend_ops fan_backend_ops = {
 	.close_object = NULL,
 	.object_size = be_object_size,
 	.present = be_present,
+	.avail = be_avail,
 	.free = be_free,
 };
 

@@ -95,6 +95,9 @@
 #define LR_PREFETCH_LOG_MS 10000u
 #define LR_PREFETCH_RETRY_MS 5000u
 #define LR_PREFETCH_FALLBACK_MS 60000u
+/* Prefetch starts no fetch until demand has needed the network for none of
+ * this long: the boot's own reads come in bursts with short gaps. */
+#define LR_PREFETCH_QUIET_MS 500u
 
 /* Supervisor: a worker that dies is restarted at once; this many deaths
  * within this window mean it will keep dying (a bad image or machine), and

@@ -743,6 +743,7 @@ static void schedule_read(struct lr_daemon *d, struct lr_read *r)
 			struct lr_job *j = job_new(d, 0, c);
 			if (!j)
 				return;
+			d->last_demand_ms = now_ms(); /* prefetch holds back (prefetch.c) */
 			int e = job_start(d, j);
 			if (e == -EBUSY) {
 				j->used = 0;
@@ -898,6 +899,19 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c)
 	if (!d->written && !d->store) {
 		lr_prefetch_stop(d, "no local chunk store to keep the image in");
 		return -ENOSPC;
+	}
+	if (d->written && d->be->ops->avail) {
+		/* The image file grows with every chunk: prefetch must not take
+		 * the room demand reads will need. Only with room for all of
+		 * the rest. */
+		int64_t avail = d->be->ops->avail(d->be);
+		uint64_t rest = d->img.m.image_size - (d->nlocal * d->img.m.chunk_size < d->img.m.image_size
+							 ? d->nlocal * d->img.m.chunk_size
+							 : d->img.m.image_size);
+		if (avail >= 0 && (uint64_t)avail < rest + LR_STORE_RESERVE_BYTES) {
+			lr_prefetch_stop(d, "the cache filesystem cannot hold the rest of the image");
+			return -ENOSPC;
+		}
 	}
 	if (d->store && !store_room(d, d->img.m.chunk_size)) {
 		lr_prefetch_stop(d, "no room on the cache filesystem for the whole image next to "

@@ -103,7 +103,7 @@ struct lr_daemon {
 	struct lr_chunkstore *store;
 	uint8_t *scratch; /* one chunk, page aligned: reads from the store */
 	struct lr_prefetch pf;
-	unsigned nbgjobs; /* jobs[] held by prefetch (bounded: demand keeps room) */
+	uint64_t last_demand_ms; /* when a READ last needed the network */
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
 	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
 	uint64_t chunk_clock;

@@ -155,6 +155,12 @@ int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 	for (unsigned i = 0; i < LR_READS_MAX; i++)
 		if (d->reads[i].used)
 			return next;
+	/* ... and not while the boot still reads from the network: a quiet
+	 * spell first (under TCG, hashing competes with the boot's CPU too). */
+	if (d->last_demand_ms && now < d->last_demand_ms + LR_PREFETCH_QUIET_MS) {
+		int quiet = (int)(d->last_demand_ms + LR_PREFETCH_QUIET_MS - now);
+		return quiet < next ? quiet : next;
+	}
 	if (p->rate) {
 		/* A token bucket of at most one second's worth. */
 		p->tokens += (double)(now - p->tokens_at_ms) * (double)p->rate / 1000;

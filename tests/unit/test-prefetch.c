@@ -243,6 +243,24 @@ int main(void)
 	lr_daemon_fini(&d);
 	fakedev_close();
 
+	/* ---- demand first: a quiet spell after the network was needed ---- */
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	snprintf(path, sizeof(path), "%s/chunks3", dir);
+	lr_daemon_use_store(&d, store_at(path));
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 1, 0);
+	lr_prefetch_start(&d);
+	fakedev_send_read(2, 10, 100 * CS, CS);
+	fakedev_serve(&d, 2);
+	ok(fakedev_completed(2), "a READ that needed the network was served");
+	lr_daemon_tick(&d);
+	is(lr_transport_background_pending(d.tr), 0, "... and prefetch starts nothing right after it");
+	is(run_prefetch(&d) >= 0 && d.pf.state == LR_PF_COMPLETE, 1, "... but completes once it is quiet");
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
 	/* ---- prefetch off, and no store: nothing in the background ---- */
 	daemon_up(&d, url, pub);
 	fakedev_attach(&d);
