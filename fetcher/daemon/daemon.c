@@ -14,6 +14,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -187,11 +188,37 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 
 	d->manifest_done = 0;
 	d->manifest_err = 0;
+	if (d->store) {
+		uint64_t v = lr_state_version(d);
+		if (v > d->min_version) {
+			log_info("this machine booted image version %" PRIu64 " before: nothing older "
+				 "is accepted",
+				 v);
+			d->min_version = v;
+		}
+	}
 	r = lr_transport_fetch(d->tr, LR_MANIFEST_NAME, LR_MANIFEST_MAX, manifest_check,
 			       manifest_done, d);
 	if (r < 0)
 		return log_error_errno(r, "queueing the manifest fetch");
 	lr_daemon_wait(d, &d->manifest_done);
+	if (d->manifest_err < 0 && !d->manifest_why && d->store) {
+		/* No mirror answered at all (not: answered wrongly): the copy
+		 * an earlier boot kept, checked like a mirror's answer. */
+		size_t len = 0;
+		char *text = malloc(LR_MANIFEST_MAX);
+		int e = text ? lr_chunkstore_get_file(d->store, LR_MANIFEST_NAME, text,
+						       LR_MANIFEST_MAX, &len)
+			     : -ENOMEM;
+		if (e == 0 && manifest_check(text, len, d) == 0) {
+			log_notice("no mirror answered (%s): booting the local copy of the manifest",
+				   strerror(-d->manifest_err));
+			d->manifest_err = 0;
+		} else if (e != -ENOENT) {
+			log_error_errno(e < 0 ? e : -EBADMSG, "the local copy of the manifest");
+		}
+		free(text);
+	}
 	if (d->manifest_err < 0) {
 		if (d->manifest_why)
 			return log_error_errno(d->manifest_err, "no acceptable manifest on any mirror (%s)",
@@ -212,6 +239,8 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 		 " chunks of %" PRIu32 ", tree depth %" PRIu32 ", key %s, fsid %s",
 		 d->img.m.image_version, d->img.m.image_size, d->img.nchunks, d->img.m.chunk_size,
 		 d->img.m.depth, d->img.m.key_id, d->img.m.fsid);
+	if (d->store)
+		lr_state_save(d);
 	return 0;
 }
 
@@ -231,14 +260,20 @@ int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be)
 
 int lr_daemon_use_store(struct lr_daemon *d, struct lr_chunkstore *store)
 {
-	if (posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
-		d->scratch = NULL;
+	/* The transport asks the store before any mirror (a chunk or node
+	 * from an earlier boot, verified again like a mirror's answer). */
+	int fd = fcntl(lr_chunkstore_dirfd(store), F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0 || lr_transport_set_local(d->tr, fd, "chunks/") < 0) {
+		if (fd >= 0)
+			close(fd);
 		lr_chunkstore_free(store);
-		return log_error_errno(ENOMEM, "chunk store buffer");
+		return log_error_errno(errno ? errno : EINVAL, "local chunk store");
 	}
 	d->store = store;
 	return 0;
 }
+
 
 static int is_local(const struct lr_daemon *d, uint64_t c)
 {
@@ -598,6 +633,18 @@ static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 {
 	if (is_local(d, c))
 		return;
+	if (d->store && !lr_chunkstore_has(d->store, dg, len)) {
+		/* Kept across boots when the store is on a disk (fanotify: the
+		 * image file is made anew every boot). */
+		int e = store_room(d, len) ? lr_chunkstore_put(d->store, dg, data, len) : -ENOSPC;
+		if (e == -ENOSPC && !d->written)
+			lr_prefetch_stop(d, "no room on the cache filesystem for the whole image "
+					    "next to the kernel's cache object");
+		else if (e < 0 && e != -ENOSPC)
+			log_error_errno(e, "keeping chunk %" PRIu64 " in the local store", c);
+		if (e < 0 && !d->written)
+			return;
+	}
 	if (d->written) {
 		uint64_t off;
 		uint32_t clen;
@@ -610,17 +657,8 @@ static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 		}
 		d->stats.bytes_written += len;
 		d->written[c / 8] |= (uint8_t)(1u << (c % 8));
-		set_local(d, c);
-	} else if (d->store) {
-		int e = store_room(d, len) ? lr_chunkstore_put(d->store, dg, data, len) : -ENOSPC;
-		if (e == 0)
-			set_local(d, c);
-		else if (e == -ENOSPC)
-			lr_prefetch_stop(d, "no room on the cache filesystem for the whole image "
-					    "next to the kernel's cache object");
-		else
-			log_error_errno(e, "keeping chunk %" PRIu64 " in the local store", c);
 	}
+	set_local(d, c);
 }
 
 static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
@@ -652,6 +690,10 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 
 	if (!d->store || !is_local(d, c) || lr_image_expected(&d->img, 0, c, &dg) < 0)
 		return NULL;
+	if (!d->scratch && posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
+		d->scratch = NULL;
+		return NULL;
+	}
 	lr_image_chunk_range(&d->img, c, &off, &len);
 	if (lr_chunkstore_get(d->store, &dg, d->scratch, len) < 0) {
 		d->local[c / 8] &= (uint8_t)~(1u << (c % 8)); /* fetched again */
@@ -687,6 +729,12 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 		d->stats.nodes_fetched++;
 		d->stats.node_bytes += len;
 		lr_image_node_put(&d->img, level, idx, data, (uint32_t)len);
+		/* Offline boots verify with the tree too. */
+		if (d->store && !lr_chunkstore_has(d->store, &want, len)) {
+			int e = lr_chunkstore_put(d->store, &want, data, len);
+			if (e < 0 && e != -ENOSPC)
+				log_error_errno(e, "keeping tree node %" PRIu32 "/%" PRIu64, level, idx);
+		}
 		job_children(d, level, idx, 0);
 	}
 	schedule_reads(d);

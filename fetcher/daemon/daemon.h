@@ -156,6 +156,11 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c);
 /* Keep verified chunks in a local store (cachefiles; takes the store). */
 int lr_daemon_use_store(struct lr_daemon *d, struct lr_chunkstore *store);
 
+/* daemon/state.c: the highest version booted from this store (0: none),
+ * and saving it with a copy of the verified manifest. */
+uint64_t lr_state_version(struct lr_daemon *d);
+void lr_state_save(struct lr_daemon *d);
+
 /* Verify mode: fetch and verify every chunk of the image. */
 int lr_daemon_verify_all(struct lr_daemon *d);
 

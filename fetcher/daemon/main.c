@@ -72,6 +72,8 @@ static void usage(FILE *f)
 		"      --resolve H:P:A   use address A for host H, port P (like curl)\n"
 		"      --read-timeout S  a READ not served within S seconds fails (default 60)\n"
 		"      --fetch-timeout S one transfer's limit (default 10)\n"
+		"      --store DIR       keep verified chunks, the manifest and the highest version\n"
+		"                        booted in DIR (on a disk: across boots, offline boots)\n"
 		"      --prefetch on|off fetch the rest of the image in the background once the\n"
 		"                        boot is done (default on)\n"
 		"      --prefetch-rate R at most R bytes/s for prefetch (K, M, G: 1000s)\n"
@@ -228,11 +230,12 @@ int main(int argc, char **argv)
 		{ "image-file", required_argument, NULL, 'f' },
 		{ "prefetch", required_argument, NULL, 'P' },
 		{ "prefetch-rate", required_argument, NULL, 'r' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *cachedir = NULL, *tag = "lazyroot", *device = "/dev/cachefiles";
-	const char *keyfiles[LR_KEYS_MAX], *cafile = NULL, *imagefile = NULL;
+	const char *keyfiles[LR_KEYS_MAX], *cafile = NULL, *imagefile = NULL, *storedir = NULL;
 	enum lr_backend_kind backend = LR_BACKEND_AUTO;
 	enum lr_metadata_mode metadata = LR_META_AUTO;
 	unsigned nkeys = 0;
@@ -320,6 +323,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'f': imagefile = optarg; break;
+		case 'S': storedir = optarg; break;
 		case 'P':
 			if (strcmp(optarg, "on") == 0)
 				prefetch = 1;
@@ -426,6 +430,18 @@ int main(int argc, char **argv)
 	r = lr_daemon_init(&d, &cfg);
 	if (r < 0)
 		return fail_exit(EXIT_RUNTIME);
+	if (storedir && !verify_mode) {
+		struct lr_chunkstore *st;
+		if (mkdir(storedir, 0700) < 0 && errno != EEXIST) {
+			log_error_errno(errno, "cannot create the store %s", storedir);
+			return fail_exit(EXIT_RUNTIME);
+		}
+		int sfd = open(storedir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0 || lr_chunkstore_open(&st, sfd) < 0 || lr_daemon_use_store(&d, st) < 0) {
+			log_error_errno(errno, "cannot open the store %s", storedir);
+			return fail_exit(EXIT_RUNTIME);
+		}
+	}
 	r = lr_daemon_load_manifest(&d);
 	if (r < 0) {
 		lr_daemon_fini(&d);

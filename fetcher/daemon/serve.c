@@ -2,6 +2,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -112,8 +113,37 @@ static void fan_fail_closed(void *ctx)
 	}
 }
 
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+		log_debug("remove %s: %m", path);
+	return 0;
+}
+
+/* cachefiles keeps its objects across binds and serves the pages in them
+ * without asking us: on a cache that survives reboots (a disk) they would
+ * be served unverified. Every boot starts with no object; what is worth
+ * keeping lives in the chunk store, verified again on use. */
+static void forget_old_objects(const char *cachedir)
+{
+	static const char *const dirs[] = { "cache", "graveyard" };
+	char path[4096];
+	struct stat st;
+
+	for (unsigned i = 0; i < 2; i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", cachedir, dirs[i]) >= sizeof(path) ||
+		    lstat(path, &st) < 0)
+			continue;
+		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		log_info("removed the kernel's cache objects of an earlier boot (%s)", path);
+	}
+}
+
 /* cachefiles: verified chunks the kernel has not asked for yet live next
- * to the cache, in CACHEDIR/chunks (store/chunkstore.h says why). Opened
+ * to the cache, in CACHEDIR/store (store/chunkstore.h says why), unless
+ * --store put the store elsewhere. Opened
  * now: the path is gone after switch_root. Without it, lazyrootd works as
  * before (memory cache only) and prefetch is off. */
 static void open_store(struct lr_daemon *d, const char *cachedir)
@@ -123,13 +153,13 @@ static void open_store(struct lr_daemon *d, const char *cachedir)
 	int fd = -1;
 
 	if (dfd >= 0) {
-		if (mkdirat(dfd, "chunks", 0700) < 0 && errno != EEXIST)
-			log_debug("mkdir %s/chunks: %m", cachedir);
-		fd = openat(dfd, "chunks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (mkdirat(dfd, "store", 0700) < 0 && errno != EEXIST)
+			log_debug("mkdir %s/store: %m", cachedir);
+		fd = openat(dfd, "store", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		close(dfd);
 	}
 	if (fd < 0) {
-		log_warning_errno(errno, "no local chunk store in %s/chunks (prefetch off)", cachedir);
+		log_warning_errno(errno, "no local chunk store in %s/store (prefetch off)", cachedir);
 		return;
 	}
 	if (lr_chunkstore_open(&st, fd) == 0)
@@ -146,13 +176,15 @@ int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, cha
 	if (c->backend != LR_BACKEND_FANOTIFY &&
 	    (c->backend == LR_BACKEND_CACHEFILES || cachefiles_plausible())) {
 		struct lr_cf *cf;
+		forget_old_objects(c->cachedir);
 		r = lr_cf_open_kernel(&cf, c->device, c->cachedir, c->tag,
 				      c->backend == LR_BACKEND_AUTO);
 		if (r >= 0) {
 			r = lr_daemon_attach(d, lr_cf_backend(cf));
 			if (r < 0)
 				return r;
-			open_store(d, c->cachedir);
+			if (!d->store)
+				open_store(d, c->cachedir);
 			snprintf(ready, len, "cachefiles %s", d->img.m.fsid);
 			return 0;
 		}

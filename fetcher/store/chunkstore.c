@@ -40,18 +40,31 @@ void lr_chunkstore_free(struct lr_chunkstore *s)
 	free(s);
 }
 
-/* "ab/abcd…" below the store's directory */
-static void name_of(const struct lr_digest *dg, char out[LR_DIGEST_HEX + 4])
+/* "chunks/ab/abcd…": a published directory's layout (lr_object_path), so
+ * the transport can read the store like a mirror. */
+#define NAME_MAX_LEN LR_OBJPATH_MAX
+static void name_of(const struct lr_digest *dg, char out[NAME_MAX_LEN])
 {
-	char hex[LR_DIGEST_HEX + 1];
+	lr_object_path(dg, out);
+}
 
-	lr_digest_hex(dg, hex);
-	snprintf(out, LR_DIGEST_HEX + 4, "%.2s/%s", hex, hex);
+/* The name's "chunks/ab" directories. */
+static int make_dirs(int dirfd, const char *name)
+{
+	char d[NAME_MAX_LEN];
+
+	snprintf(d, sizeof(d), "%.6s", name); /* "chunks" */
+	if (mkdirat(dirfd, d, 0700) < 0 && errno != EEXIST)
+		return lr_neg_errno();
+	snprintf(d, sizeof(d), "%.9s", name); /* "chunks/ab" */
+	if (mkdirat(dirfd, d, 0700) < 0 && errno != EEXIST)
+		return lr_neg_errno();
+	return 0;
 }
 
 int lr_chunkstore_has(const struct lr_chunkstore *s, const struct lr_digest *dg, size_t len)
 {
-	char name[LR_DIGEST_HEX + 4];
+	char name[NAME_MAX_LEN];
 	struct stat st;
 
 	name_of(dg, name);
@@ -62,7 +75,7 @@ int lr_chunkstore_has(const struct lr_chunkstore *s, const struct lr_digest *dg,
 int lr_chunkstore_get(struct lr_chunkstore *s, const struct lr_digest *dg, void *buf,
 		      size_t len)
 {
-	char name[LR_DIGEST_HEX + 4];
+	char name[NAME_MAX_LEN];
 	struct lr_digest got;
 	struct stat st;
 	int r = 0;
@@ -88,12 +101,43 @@ int lr_chunkstore_get(struct lr_chunkstore *s, const struct lr_digest *dg, void 
 	if (r == -EBADMSG) {
 		log_warning("local chunk %s is not what its name says (changed on disk?): removed; "
 			    "fetching it again",
-			    name + 3);
+			    name + 10);
 		unlinkat(s->dirfd, name, 0);
 	} else if (r < 0) {
-		log_error_errno(r, "reading local chunk %s", name + 3);
+		log_error_errno(r, "reading local chunk %s", name + 10);
 	}
 	return r;
+}
+
+int lr_chunkstore_get_file(struct lr_chunkstore *s, const char *name, void *buf, size_t max,
+			   size_t *len)
+{
+	struct stat st;
+	int r = 0;
+	int fd = openat(s->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return lr_neg_errno();
+	if (fstat(fd, &st) < 0)
+		r = lr_neg_errno();
+	else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
+		r = -EBADMSG;
+	else {
+		ssize_t n = pread(fd, buf, (size_t)st.st_size, 0);
+		if (n < 0)
+			r = lr_neg_errno();
+		else if ((uint64_t)n != (uint64_t)st.st_size)
+			r = -EIO;
+		else
+			*len = (size_t)n;
+	}
+	close(fd);
+	return r;
+}
+
+int lr_chunkstore_dirfd(const struct lr_chunkstore *s)
+{
+	return s->dirfd;
 }
 
 int64_t lr_chunkstore_avail(const struct lr_chunkstore *s)
@@ -108,19 +152,28 @@ int64_t lr_chunkstore_avail(const struct lr_chunkstore *s)
 int lr_chunkstore_put(struct lr_chunkstore *s, const struct lr_digest *dg, const void *buf,
 		      size_t len)
 {
-	char name[LR_DIGEST_HEX + 4], tmp[64];
+	char name[NAME_MAX_LEN];
 	int64_t avail = lr_chunkstore_avail(s);
-	int r = 0;
+	int r;
 
 	if (avail >= 0 && (uint64_t)avail < len + LR_STORE_RESERVE_BYTES)
 		return -ENOSPC;
 	name_of(dg, name);
-	name[2] = '\0';
-	if (mkdirat(s->dirfd, name, 0700) < 0 && errno != EEXIST)
-		return lr_neg_errno();
-	name[2] = '/';
-	snprintf(tmp, sizeof(tmp), "%.2s/.tmp-%d-%llu", name, (int)getpid(),
-		 (unsigned long long)s->tmpseq++);
+	r = make_dirs(s->dirfd, name);
+	if (r < 0)
+		return r;
+	return lr_chunkstore_put_file(s, name, buf, len, 0);
+}
+
+int lr_chunkstore_put_file(struct lr_chunkstore *s, const char *name, const void *buf, size_t len,
+			   int durable)
+{
+	char tmp[NAME_MAX_LEN + 48];
+	const char *slash = strrchr(name, '/');
+	int r = 0;
+
+	snprintf(tmp, sizeof(tmp), "%.*s.tmp-%d-%llu", slash ? (int)(slash - name + 1) : 0, name,
+		 (int)getpid(), (unsigned long long)s->tmpseq++);
 	int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return lr_neg_errno();
@@ -134,12 +187,17 @@ int lr_chunkstore_put(struct lr_chunkstore *s, const struct lr_digest *dg, const
 		else
 			done += (size_t)w;
 	}
+	/* Chunks are not synced: a torn one after a power cut fails get()'s
+	 * hash and is fetched again; the rename only keeps a live writer's
+	 * partial file from being taken for a whole one. What must survive a
+	 * power cut (the highest version booted) is durable. */
+	if (durable && r == 0 && fdatasync(fd) < 0)
+		r = lr_neg_errno();
 	if (close(fd) < 0 && r == 0)
 		r = lr_neg_errno();
-	/* No fsync: a torn file after a power cut fails get()'s hash and is
-	 * fetched again; the rename only keeps a live writer's partial file
-	 * from being taken for a whole one. */
 	if (r == 0 && renameat(s->dirfd, tmp, s->dirfd, name) < 0)
+		r = lr_neg_errno();
+	if (durable && r == 0 && fsync(s->dirfd) < 0)
 		r = lr_neg_errno();
 	if (r < 0)
 		unlinkat(s->dirfd, tmp, 0);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A local, content-addressed store of verified chunks: one file per chunk,
- * named by its digest ("ab/abcd…", as on a mirror), in a directory on the
+ * named by its digest ("chunks/ab/abcd…", as on a mirror), in a directory on the
  * cache filesystem. It is what lets the cachefiles backend keep chunks the
  * kernel has not asked for yet (prefetch, the parts of a chunk a READ did
  * not want) without writing them into the kernel's cache object: present
@@ -40,6 +40,16 @@ int lr_chunkstore_put(struct lr_chunkstore *s, const struct lr_digest *dg, const
 		      size_t len);
 /* Cheap: a regular file of len bytes by that name (not verified). */
 int lr_chunkstore_has(const struct lr_chunkstore *s, const struct lr_digest *dg, size_t len);
+/* Small files of the store's own (the manifest copy, the state), written
+ * by temporary file and rename (durable: synced, with the directory);
+ * read bounded by max. Not verified here:
+ * the caller checks what they say (a signature, a version). */
+int lr_chunkstore_put_file(struct lr_chunkstore *s, const char *name, const void *buf,
+			   size_t len, int durable);
+int lr_chunkstore_get_file(struct lr_chunkstore *s, const char *name, void *buf, size_t max,
+			   size_t *len);
+/* The store's directory (for the transport to read it like a mirror). */
+int lr_chunkstore_dirfd(const struct lr_chunkstore *s);
 /* Bytes the filesystem has free for us (-errno on failure). */
 int64_t lr_chunkstore_avail(const struct lr_chunkstore *s);
 

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <curl/curl.h>
 
 #include "lr-limits.h"
@@ -27,6 +29,8 @@
 struct slot {
 	int used, active;
 	int background; /* starts only when no other fetch waits (prefetch) */
+	int local;      /* this attempt reads the local directory */
+	int local_done; /* the local directory was asked (hit or miss) */
 	uint64_t seq;   /* FIFO order among waiting fetches */
 	char name[LR_NAME_MAX];
 	size_t max;
@@ -54,6 +58,11 @@ struct lr_transport {
 	 * into the new root, and after switch_root. -1 for other schemes. */
 	int dirfd[LR_MIRRORS_MAX];
 	unsigned nmirrors, preferred, nfile_done;
+	/* A directory laid out like a mirror, asked before any mirror for
+	 * every object but the manifest (lr_transport_set_local); -1: none. */
+	int localfd;
+	char local_prefix[16]; /* only names starting with this */
+	size_t local_plen;
 	struct curl_slist *resolve;
 	struct curl_blob ca;
 	int have_ca, insecure;
@@ -258,6 +267,7 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 		return -ENOMEM;
 	for (unsigned i = 0; i < LR_MIRRORS_MAX; i++)
 		t->dirfd[i] = -1;
+	t->localfd = -1;
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->multi = curl_multi_init();
 	if (t->epfd < 0 || !t->multi) {
@@ -368,6 +378,8 @@ void lr_transport_free(struct lr_transport *t)
 		if (t->dirfd[i] >= 0)
 			close(t->dirfd[i]);
 	}
+	if (t->localfd >= 0)
+		close(t->localfd);
 	curl_slist_free_all(t->resolve);
 	free(t);
 }
@@ -414,6 +426,20 @@ int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
 		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
 {
 	return queue(t, name, max, check, done, ctx, 0);
+}
+
+int lr_transport_set_local(struct lr_transport *t, int dirfd, const char *prefix)
+{
+	size_t l = strlen(prefix);
+
+	if (l >= sizeof(t->local_prefix))
+		return -EINVAL;
+	if (t->localfd >= 0)
+		close(t->localfd);
+	t->localfd = dirfd;
+	memcpy(t->local_prefix, prefix, l + 1);
+	t->local_plen = l;
+	return 0;
 }
 
 unsigned lr_transport_background_pending(const struct lr_transport *t)
@@ -485,11 +511,20 @@ static void put_easy(struct lr_transport *t, CURL *e)
 /* A local read: done now, reported from run() like any transfer. */
 static void start_file(struct lr_transport *t, struct slot *s, int dirfd)
 {
-	int fd = openat(dirfd, s->name, O_RDONLY | O_CLOEXEC);
+	/* Regular files only: a FIFO or a device would block the one thread
+	 * (O_NONBLOCK keeps open() itself from blocking), a link could point
+	 * anywhere. */
+	int fd = openat(dirfd, s->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
 
 	s->file_err = 0;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EBADMSG;
+	}
 	if (fd < 0) {
-		s->file_err = errno == ENOENT ? -ENOENT : lr_neg_errno();
+		s->file_err = errno == ENOENT ? -ENOENT : errno == ELOOP ? -EBADMSG : lr_neg_errno();
 	} else {
 		for (;;) {
 			uint8_t extra;
@@ -525,6 +560,13 @@ static int start(struct lr_transport *t, struct slot *s)
 		return -ENOMEM;
 	s->len = 0;
 	s->overflow = 0;
+	if (t->localfd >= 0 && !s->local_done && strncmp(s->name, t->local_prefix, t->local_plen) == 0) {
+		s->local = s->local_done = 1;
+		s->active = 1;
+		t->nactive++;
+		start_file(t, s, t->localfd);
+		return 0;
+	}
 	if (t->dirfd[s->mirror] >= 0) {
 		s->active = 1;
 		t->nactive++;
@@ -589,6 +631,32 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 		t->nactive--;
 	}
 	s->buf = NULL;
+	if (s->local) {
+		/* The local directory: a hit is verified like any answer; a
+		 * miss or a bad copy sends the fetch to the mirrors at once,
+		 * costing no attempt, and a bad copy is removed. */
+		s->local = 0;
+		if (!err && s->check && s->check(buf, len, s->ctx) < 0)
+			err = -EBADMSG;
+		if (!err) {
+			lr_fetch_done_fn done = s->done;
+			void *ctx = s->ctx;
+			t->st.local_hits++;
+			t->st.local_bytes += len;
+			release(t, s);
+			done(ctx, 0, buf, len);
+			free(buf);
+			return;
+		}
+		free(buf);
+		if (err != -ENOENT) {
+			log_warning("local copy of %s: %s; removed, fetching it again", s->name,
+				    strerror(-err));
+			unlinkat(t->localfd, s->name, 0);
+		}
+		s->due_ms = 0;
+		return;
+	}
 	t->st.bytes += len;
 	if (!err && s->check && s->check(buf, len, s->ctx) < 0) {
 		t->st.rejected++;

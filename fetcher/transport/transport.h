@@ -48,6 +48,7 @@ struct lr_transport_stats {
 	uint64_t retries;   /* transfers after the first, per fetch */
 	uint64_t rejected;  /* answers check() refused */
 	uint64_t failed;    /* fetches that ended in an error */
+	uint64_t local_hits, local_bytes; /* answered from the local directory */
 	uint32_t active;    /* transfers now */
 	uint32_t waiting;   /* fetches queued or backing off */
 };
@@ -78,6 +79,13 @@ int lr_transport_fetch_background(struct lr_transport *t, const char *name, size
 				  lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
 unsigned lr_transport_background_max(const struct lr_transport *t);
 unsigned lr_transport_background_pending(const struct lr_transport *t);
+/*
+ * A directory laid out like a published one, asked before the mirrors for
+ * every object whose name starts with prefix ("chunks/": a persistent
+ * chunk store). Its answers go through check() like a mirror's; a miss
+ * costs no attempt, a copy check() refuses is removed. Takes dirfd.
+ */
+int lr_transport_set_local(struct lr_transport *t, int dirfd, const char *prefix);
 /* Pending fetches (queued, backing off or active). */
 unsigned lr_transport_pending(const struct lr_transport *t);
 

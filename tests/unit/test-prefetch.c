@@ -41,6 +41,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void daemon_init(struct lr_daemon *d, const char *url, const char *pubkey)
+{
+	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
+	char *pem;
+	size_t len;
+
+	memset(d, 0, sizeof(*d));
+	cfg.mirrors[cfg.nmirrors++] = url;
+	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
+		abort();
+	free(pem);
+	if (lr_daemon_init(d, &cfg) < 0)
+		abort();
+}
+
 static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
 {
 	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
@@ -113,7 +128,7 @@ static void store_tests(void)
 	lr_chunkstore_put(s, &dg, data, sizeof(data));
 	char hex[LR_DIGEST_HEX + 1];
 	lr_digest_hex(&dg, hex);
-	snprintf(f, sizeof(f), "%s/%.2s/%s", path, hex, hex);
+	snprintf(f, sizeof(f), "%s/chunks/%.2s/%s", path, hex, hex);
 	int fd = open(f, O_WRONLY);
 	if (fd < 0 || pwrite(fd, "x", 1, 100) != 1)
 		abort();
@@ -125,9 +140,9 @@ static void store_tests(void)
 	memset(data, 0x11, sizeof(data));
 	lr_sha256(data, sizeof(data), &other);
 	lr_digest_hex(&other, hex);
-	snprintf(f, sizeof(f), "%s/%.2s", path, hex);
+	snprintf(f, sizeof(f), "%s/chunks/%.2s", path, hex);
 	mkdir(f, 0700);
-	snprintf(f, sizeof(f), "%s/%.2s/%s", path, hex, hex);
+	snprintf(f, sizeof(f), "%s/chunks/%.2s/%s", path, hex, hex);
 	if (mkfifo(f, 0600) < 0)
 		abort();
 	is(lr_chunkstore_get(s, &other, back, sizeof(back)), -EBADMSG, "store: a FIFO refused at once");
@@ -188,7 +203,7 @@ int main(void)
 		char hex[LR_DIGEST_HEX + 1], f[900];
 		lr_sha256(img + 7 * CS, CS, &dg);
 		lr_digest_hex(&dg, hex);
-		snprintf(f, sizeof(f), "%s/%.2s/%s", path, hex, hex);
+		snprintf(f, sizeof(f), "%s/chunks/%.2s/%s", path, hex, hex);
 		int fd = open(f, O_WRONLY);
 		if (fd < 0 || pwrite(fd, "evil", 4, 0) != 4)
 			abort();
@@ -260,6 +275,115 @@ int main(void)
 	close(obj);
 	lr_daemon_fini(&d);
 	fakedev_close();
+
+	/* ---- a store that outlives the boot (a cache disk) ---- */
+	char sdir[600], pub2[600], url2[700];
+	snprintf(sdir, sizeof(sdir), "%s/persist", dir);
+	{
+		/* First boot: everything fetched, kept, and the version noted. */
+		daemon_init(&d, url, pub);
+		lr_daemon_use_store(&d, store_at(sdir));
+		is(lr_daemon_load_manifest(&d), 0, "boot 1 with a persistent store");
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 1, 10);
+		lr_prefetch_init(&d, 1, 0);
+		lr_prefetch_start(&d);
+		run_prefetch(&d);
+		is(d.pf.state, LR_PF_COMPLETE, "... prefetch completes");
+		is(lr_state_version(&d), 1, "... the version booted is kept");
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
+	{
+		/* Second boot: nothing crosses the network but the manifest. */
+		struct lr_transport_stats ts;
+		daemon_init(&d, url, pub);
+		lr_daemon_use_store(&d, store_at(sdir));
+		is(lr_daemon_load_manifest(&d), 0, "boot 2 from the same store");
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 1, 10);
+		lr_prefetch_init(&d, 1, 0);
+		lr_prefetch_start(&d);
+		run_prefetch(&d);
+		lr_transport_stats(d.tr, &ts);
+		is(d.pf.state, LR_PF_COMPLETE, "... the whole image local again");
+		is(ts.requests, 1, "... with one request over the network (the manifest)");
+		ok(ts.local_hits >= NCHUNKS, "... every chunk and node from the store, verified again");
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
+	{
+		/* Delta: v2 changes two chunks; only they (and the tree nodes
+		 * above them) cross the network. */
+		struct lr_transport_stats ts;
+		snprintf(pub2, sizeof(pub2), "%s/pub2", dir);
+		memset(img + 3 * CS, 0x42, 100);
+		memset(img + 150 * CS, 0x43, 100);
+		int ifd = open(image, O_WRONLY);
+		if (ifd < 0 || pwrite(ifd, img + 3 * CS, CS, 3 * CS) != CS ||
+		    pwrite(ifd, img + 150 * CS, CS, 150 * CS) != CS)
+			abort();
+		close(ifd);
+		struct lr_publish_opts po2 = po;
+		po2.image_version = 2;
+		if (lr_publish(image, pub2, &po2, &st) < 0)
+			abort();
+		snprintf(url2, sizeof(url2), "file://%s", pub2);
+		daemon_init(&d, url2, pub);
+		lr_daemon_use_store(&d, store_at(sdir));
+		is(lr_daemon_load_manifest(&d), 0, "boot 3: image version 2 on a machine that holds 1");
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 1, 10);
+		lr_prefetch_init(&d, 1, 0);
+		lr_prefetch_start(&d);
+		run_prefetch(&d);
+		lr_transport_stats(d.tr, &ts);
+		is(d.pf.state, LR_PF_COMPLETE, "... the whole image local");
+		ok(ts.requests >= 3 && ts.requests <= 1 + 4 + 2,
+		   "... fetching only what changed: %llu requests (manifest, changed nodes, 2 chunks)",
+		   (unsigned long long)ts.requests);
+		uint8_t b[CS];
+		fakedev_send_read(2, 10, 150 * CS, CS);
+		fakedev_serve(&d, 2);
+		ok(pread(obj, b, CS, 150 * CS) == CS && memcmp(b, img + 150 * CS, CS) == 0,
+		   "... and serving v2's bytes");
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
+	{
+		/* Anti-rollback without a command line: v1 is refused now. */
+		daemon_init(&d, url, pub);
+		lr_daemon_use_store(&d, store_at(sdir));
+		is(lr_daemon_load_manifest(&d), -ESTALE, "v1 refused after v2 was booted on this machine");
+		lr_daemon_fini(&d);
+	}
+	{
+		/* Offline: every mirror gone; the kept manifest and chunks. */
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", pub2);
+		if (system(cmd) != 0)
+			abort();
+		daemon_init(&d, url2, pub);
+		lr_daemon_use_store(&d, store_at(sdir));
+		is(lr_daemon_load_manifest(&d), 0, "offline: the local copy of the manifest is taken");
+		is(d.img.m.image_version, 2, "... the newest one");
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 1, 10);
+		uint64_t errs = d.stats.read_errors;
+		for (uint64_t off = 0; off < IMG_SIZE; off += 32 * CS) {
+			uint64_t len = off + 32 * CS > IMG_SIZE ? IMG_SIZE - off : 32 * CS;
+			fakedev_send_read(id, 10, off, len);
+			fakedev_serve(&d, id++);
+		}
+		is(d.stats.read_errors - errs, 0, "... every READ served offline");
+		ok(pread(obj, got, IMG_SIZE, 0) == IMG_SIZE && memcmp(got, img, IMG_SIZE) == 0,
+		   "... with v2's bytes");
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
 
 	/* ---- prefetch off, and no store: nothing in the background ---- */
 	daemon_up(&d, url, pub);
