@@ -52,7 +52,7 @@ lr_fail() {
 lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
-	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto lr_prefetch=on
+	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto lr_prefetch=on lr_store=
 	read -r cmdline </proc/cmdline
 	for arg in $cmdline; do
 		case $arg in
@@ -221,9 +221,9 @@ lr_setup_cache() {
 			lr_fail "RAM disk is only $kib KiB: boot with brd.rd_size=KiB (at least the image size)"
 		# ext2 without a journal: nothing to replay on a RAM disk, and
 		# the least mke2fs work under slow emulation. Inodes: cachefiles
-		# makes 256 fan-out directories and a few more; the fanotify
-		# backend one file. 1024 leaves room, with busybox's mke2fs and
-		# e2fsprogs' alike (the latter takes -N literally).
+		# makes 256 fan-out directories and a few more, the chunk store
+		# one file per chunk and 256 directories: one inode per 16 KiB
+		# (1024 on the smallest 16 MiB disk; busybox's mke2fs has no -N).
 		# No size argument: busybox reads it as KiB, e2fsprogs as blocks;
 		# both fill the device without one.
 		if mke2fs -V 2>&1 | grep -q E2fsprogs; then
@@ -231,21 +231,53 @@ lr_setup_cache() {
 			# ext2-format file (no extents) ext4 turns cachefiles' direct
 			# writes into buffered ones, and every sync then writes them
 			# back through the RAM disk.
-			mke2fs -q -t ext4 -O extent,^has_journal -b 4096 -m 0 -N 1024 $dev >/dev/null 2>&1 ||
+			mke2fs -q -t ext4 -O extent,^has_journal -b 4096 -m 0 -i 16384 $dev >/dev/null 2>&1 ||
 				lr_fail "mke2fs on $dev failed"
 		else
-			mke2fs -q -b 4096 -m 0 -N 1024 $dev >/dev/null 2>&1 ||
+			mke2fs -q -b 4096 -m 0 -i 16384 $dev >/dev/null 2>&1 ||
 				lr_fail "mke2fs on $dev failed"
 		fi
 		;;
-	/dev/*)
-		dev=$lr_cache
-		[ -b "$dev" ] || lr_fail "cache device $dev does not exist"
+	/dev/* | LABEL=* | UUID=*)
+		# A disk that keeps verified chunks across boots (lazyrootd
+		# --store): later boots fetch only what they lack, or nothing.
+		dev=''
+		i=0
+		while [ $i -lt 100 ]; do
+			case $lr_cache in
+			/dev/*) [ -b "$lr_cache" ] && dev=$lr_cache ;;
+			*) dev=$(findfs "$lr_cache" 2>/dev/null) || dev='' ;;
+			esac
+			[ -n "$dev" ] && break
+			sleep 0.1
+			i=$((i + 1))
+		done
+		[ -n "$dev" ] || lr_fail "cache device $lr_cache did not appear within 10 s"
+		lr_cache_disk "$dev"
+		lr_store=$LR_RUN/cache/store
 		;;
-	*) lr_fail "rd.lazyroot.cache=$lr_cache: use 'ram' or a block device" ;;
+	*) lr_fail "rd.lazyroot.cache=$lr_cache: use 'ram', a block device, LABEL= or UUID=" ;;
 	esac
-	mount -t ext4 "$dev" "$LR_RUN/cache" ||
+	# Nothing on the cache is ever executed or opened as a device.
+	mount -t ext4 -o nosuid,nodev,noexec "$dev" "$LR_RUN/cache" ||
 		lr_fail "cannot mount cache filesystem $dev (needs ext2/ext4: tmpfs cannot hold a cachefiles cache)"
+}
+
+# A cache disk is set up on first use: formatted only when it is blank (its
+# first 64 KiB all zeros); a disk holding anything but an ext2/3/4 file
+# system is refused, never overwritten.
+lr_cache_disk() {
+	magic=$(dd if="$1" bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' \n')
+	[ "$magic" = 53ef ] && return 0
+	nonzero=$(dd if="$1" bs=65536 count=1 2>/dev/null | tr -d '\000' | wc -c)
+	[ "$nonzero" -eq 0 ] ||
+		lr_fail "cache device $1 holds something that is not an ext2/ext4 file system: not formatting it (wipe it to let lazyroot set it up)"
+	lr_log "cache device $1 is blank: making its file system (first use)"
+	if mke2fs -V 2>&1 | grep -q E2fsprogs; then
+		mke2fs -q -t ext4 -L lazyroot-cache -b 4096 -i 16384 "$1" >/dev/null 2>&1
+	else
+		mke2fs -q -L lazyroot-cache -b 4096 -i 16384 "$1" >/dev/null 2>&1
+	fi || lr_fail "mke2fs on cache device $1 failed"
 }
 
 lr_start_daemon() {
@@ -260,6 +292,7 @@ lr_start_daemon() {
 	[ -n "$lr_timeout" ] && set -- "$@" --read-timeout "$lr_timeout"
 	[ -n "$lr_debug" ] && set -- "$@" --verbose
 	set -- "$@" --backend "$lr_backend" --metadata "$lr_metadata"
+	[ -n "$lr_store" ] && set -- "$@" --store "$lr_store"
 	case $lr_prefetch in
 	on|off) set -- "$@" --prefetch "$lr_prefetch" ;;
 	*) set -- "$@" --prefetch on --prefetch-rate "$lr_prefetch" ;;
