@@ -1127,9 +1127,10 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 	int m = snprintf(buf + n, len - (size_t)n,
 			 "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
 			 "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
-			 "\nstore_hits %" PRIu64 "\nnetwork_needed %d\n",
+			 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64 "\nlocal_hit_bytes %" PRIu64
+			 "\nnetwork_needed %d\n",
 			 lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
-			 d->stats.store_hits, d->nlocal < d->img.nchunks);
+			 d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks);
 	if (m < 0)
 		return (size_t)n;
 	n += m;
