@@ -86,8 +86,12 @@
 #define LR_CHUNK_CACHE_MIN (LR_READAHEAD_CHUNKS + 2u)
 #define LR_CHUNK_CACHE_MAX 64u
 
-/* Free space the local chunk store never takes from its filesystem. */
+/* Free space the local chunk store never takes from its filesystem. When
+ * short, chunks this boot has not used are culled, freeing this much more
+ * than needed, at most once per interval (a scan of the whole store). */
 #define LR_STORE_RESERVE_BYTES (1u * 1024 * 1024)
+#define LR_CULL_SLACK_BYTES (64u * 1024 * 1024)
+#define LR_CULL_INTERVAL_MS 10000u
 
 /* Background prefetch: progress on the kernel log at most this often; a
  * pass that had failures is followed by a pause before the next; without

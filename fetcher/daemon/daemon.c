@@ -52,6 +52,7 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	int r;
 
 	d->epfd = d->sigfd = d->statusfd = d->bootedfd = -1;
+	d->boot_wall = (int64_t)time(NULL);
 	d->min_version = cfg->min_version;
 	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
 	d->last_end = UINT64_MAX;
@@ -605,14 +606,30 @@ static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int er
 /* Room on the cache filesystem for one more stored chunk, after what the
  * kernel's cache object may still need (it grows as the kernel reads, up
  * to the image's size: demand data must never fail for want of space). */
-static int store_room(const struct lr_daemon *d, size_t len)
+static int store_room(struct lr_daemon *d, size_t len)
 {
 	int64_t avail = lr_chunkstore_avail(d->store);
 	uint64_t object_need = d->img.m.image_size > d->stats.bytes_written
 				       ? d->img.m.image_size - d->stats.bytes_written
 				       : 0;
+	uint64_t want = object_need + len + LR_STORE_RESERVE_BYTES;
 
-	return avail >= 0 && (uint64_t)avail >= object_need + len + LR_STORE_RESERVE_BYTES;
+	if (avail >= 0 && (uint64_t)avail >= want)
+		return 1;
+	/* Short of space: chunks no READ, prefetch or tree walk of this boot
+	 * has used belong to images booted before (the store on a disk
+	 * outlives them). Culled in one go, with slack, at most every few
+	 * seconds. */
+	uint64_t now = now_ms();
+	if (avail < 0 || (d->cull_ms && now - d->cull_ms < LR_CULL_INTERVAL_MS))
+		return 0;
+	d->cull_ms = now;
+	int64_t freed = lr_chunkstore_cull(d->store, d->boot_wall, want + LR_CULL_SLACK_BYTES);
+	if (freed > 0)
+		log_info("local store: culled %.1f MB of chunks no image of this boot uses",
+			 (double)freed / 1e6);
+	avail = lr_chunkstore_avail(d->store);
+	return avail >= 0 && (uint64_t)avail >= want;
 }
 
 static int reads_want(const struct lr_daemon *d, uint64_t c)
@@ -633,7 +650,9 @@ static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 {
 	if (is_local(d, c))
 		return;
-	if (d->store && !lr_chunkstore_has(d->store, dg, len)) {
+	if (d->store && lr_chunkstore_has(d->store, dg, len)) {
+		lr_chunkstore_touch(d->store, dg); /* used by this boot: culling spares it */
+	} else if (d->store) {
 		/* Kept across boots when the store is on a disk (fanotify: the
 		 * image file is made anew every boot). */
 		int e = store_room(d, len) ? lr_chunkstore_put(d->store, dg, data, len) : -ENOSPC;
@@ -730,7 +749,9 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 		d->stats.node_bytes += len;
 		lr_image_node_put(&d->img, level, idx, data, (uint32_t)len);
 		/* Offline boots verify with the tree too. */
-		if (d->store && !lr_chunkstore_has(d->store, &want, len)) {
+		if (d->store && lr_chunkstore_has(d->store, &want, len)) {
+			lr_chunkstore_touch(d->store, &want);
+		} else if (d->store) {
 			int e = lr_chunkstore_put(d->store, &want, data, len);
 			if (e < 0 && e != -ENOSPC)
 				log_error_errno(e, "keeping tree node %" PRIu32 "/%" PRIu64, level, idx);
@@ -977,9 +998,16 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c)
 		return -EBUSY;
 	j->background = 1;
 	int r = job_start(d, j);
-	if (r < 0)
+	if (r < 0) {
 		j->used = 0;
-	return r;
+		return r;
+	}
+	/* The transport will read it from the store: no network (the rate
+	 * cap is for the network). */
+	uint64_t off;
+	uint32_t len;
+	lr_image_chunk_range(&d->img, c, &off, &len);
+	return j->fetching && d->store && lr_chunkstore_has(d->store, &j->want, len) ? 2 : 0;
 }
 
 static int backend_buffered(const struct lr_daemon *d)

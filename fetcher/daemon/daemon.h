@@ -104,6 +104,8 @@ struct lr_daemon {
 	uint8_t *scratch; /* one chunk, page aligned: reads from the store */
 	struct lr_prefetch pf;
 	uint64_t last_demand_ms; /* when a READ last needed the network */
+	int64_t boot_wall;       /* wall clock at start: older unused chunks may be culled */
+	uint64_t cull_ms;        /* last cull of the store */
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
 	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
 	uint64_t chunk_clock;
@@ -150,7 +152,8 @@ int lr_daemon_drain(struct lr_daemon *d);
 int lr_daemon_tick(struct lr_daemon *d);
 
 /* Prefetch (daemon/prefetch.c): start a background fetch of chunk c.
- * 0 started, 1 nothing to do (local or already being fetched), -EBUSY no
+ * 0 started, 2 started and the store has it (no network), 1 nothing to
+ * do (local or already being fetched), -EBUSY no
  * room now, -ENOSPC no room to keep it (prefetch stopped), other -errno. */
 int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c);
 /* Keep verified chunks in a local store (cachefiles; takes the store). */

@@ -71,7 +71,7 @@ static void complete(struct lr_daemon *d, uint64_t now)
 
 	p->state = LR_PF_COMPLETE;
 	p->done_ms = now;
-	log_notice("prefetch complete: the whole image (%.1f MB) is local, %.1f MB fetched in "
+	log_notice("prefetch complete: the whole image (%.1f MB) is local, %.1f MB verified in "
 		   "the background in %.1f s; this machine no longer needs the network",
 		   mb(d->img.m.image_size), mb(p->bytes),
 		   p->start_ms ? (double)(now - p->start_ms) / 1000 : 0.0);
@@ -195,9 +195,9 @@ int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 		if (r < 0) {
 			p->errors++;
 			p->pass_errors++;
-		} else if (r == 0) {
+		} else if (r == 0 || r == 2) {
 			p->pass_started++;
-			if (p->rate)
+			if (p->rate && r == 0)
 				p->tokens -= (double)d->img.m.chunk_size;
 		}
 		p->cursor++;

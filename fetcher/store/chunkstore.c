@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lr-limits.h"
@@ -202,4 +204,45 @@ int lr_chunkstore_put_file(struct lr_chunkstore *s, const char *name, const void
 	if (r < 0)
 		unlinkat(s->dirfd, tmp, 0);
 	return r;
+}
+
+int lr_chunkstore_touch(struct lr_chunkstore *s, const struct lr_digest *dg)
+{
+	char name[NAME_MAX_LEN];
+
+	name_of(dg, name);
+	return utimensat(s->dirfd, name, NULL, AT_SYMLINK_NOFOLLOW) < 0 ? lr_neg_errno() : 0;
+}
+
+int64_t lr_chunkstore_cull(struct lr_chunkstore *s, int64_t before, uint64_t want_avail)
+{
+	int64_t freed = 0, avail = lr_chunkstore_avail(s);
+	char sub[16];
+
+	for (unsigned i = 0; i < 256 && avail >= 0 && (uint64_t)avail < want_avail; i++) {
+		snprintf(sub, sizeof(sub), "chunks/%02x", i);
+		int fd = openat(s->dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		DIR *dir = fdopendir(fd);
+		if (!dir) {
+			close(fd);
+			continue;
+		}
+		struct dirent *e;
+		while ((e = readdir(dir)) && (uint64_t)avail < want_avail) {
+			struct stat st;
+			if (e->d_name[0] == '.' && e->d_name[1] != 't')
+				continue; /* ".", ".." (".tmp-*": a writer that died) */
+			if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode) || st.st_mtim.tv_sec >= before)
+				continue;
+			if (unlinkat(fd, e->d_name, 0) == 0) {
+				freed += (int64_t)st.st_blocks * 512;
+				avail += (int64_t)st.st_blocks * 512;
+			}
+		}
+		closedir(dir);
+	}
+	return freed;
 }

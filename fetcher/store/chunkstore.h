@@ -50,6 +50,12 @@ int lr_chunkstore_get_file(struct lr_chunkstore *s, const char *name, void *buf,
 			   size_t *len);
 /* The store's directory (for the transport to read it like a mirror). */
 int lr_chunkstore_dirfd(const struct lr_chunkstore *s);
+/* Mark a stored chunk as used now (its mtime): what culling spares. */
+int lr_chunkstore_touch(struct lr_chunkstore *s, const struct lr_digest *dg);
+/* Remove stored chunks last used before `before` (seconds, the wall
+ * clock) until the filesystem has want_avail bytes free; returns the bytes
+ * freed. Chunks this boot has used are never taken (they were touched). */
+int64_t lr_chunkstore_cull(struct lr_chunkstore *s, int64_t before, uint64_t want_avail);
 /* Bytes the filesystem has free for us (-errno on failure). */
 int64_t lr_chunkstore_avail(const struct lr_chunkstore *s);
 

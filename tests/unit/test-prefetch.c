@@ -149,6 +149,26 @@ static void store_tests(void)
 	if (symlink("/dev/zero", f) < 0 && (unlink(f) < 0 || symlink("/dev/zero", f) < 0))
 		abort();
 	is(lr_chunkstore_get(s, &other, back, sizeof(back)), -EBADMSG, "store: a symlink refused");
+
+	/* Culling: chunks not used since `before` go, used ones stay. */
+	struct lr_digest cd[3];
+	for (int i = 0; i < 3; i++) {
+		memset(data, 0x70 + i, sizeof(data));
+		lr_sha256(data, sizeof(data), &cd[i]);
+		if (lr_chunkstore_put(s, &cd[i], data, sizeof(data)) < 0)
+			abort();
+		lr_digest_hex(&cd[i], hex);
+		snprintf(f, sizeof(f), "%s/chunks/%.2s/%s", path, hex, hex);
+		struct timespec old[2] = { { .tv_sec = 1000000000 }, { .tv_sec = 1000000000 } };
+		if (utimensat(AT_FDCWD, f, old, 0) < 0) /* last used long ago */
+			abort();
+	}
+	is(lr_chunkstore_touch(s, &cd[1]), 0, "store: touch a chunk (used in this boot)");
+	ok(lr_chunkstore_cull(s, (int64_t)time(NULL) - 60, UINT64_MAX / 2) >= 2 * CS,
+	   "store: culling frees the chunks not used since the boot began");
+	ok(!lr_chunkstore_has(s, &cd[0], CS) && !lr_chunkstore_has(s, &cd[2], CS) &&
+		   lr_chunkstore_has(s, &cd[1], CS),
+	   "... and keeps the one used");
 	lr_chunkstore_free(s);
 }
 

@@ -8,7 +8,13 @@
 #     machine is off; nginx runs again: the changed chunks are refused,
 #     fetched again (exactly those), and big.bin reads intact;
 #  3. nginx stopped for good: the machine boots offline from the disk (the
-#     kept manifest, chunks and tree), big.bin intact, nothing fetched.
+#     kept manifest, chunks and tree), big.bin intact, nothing fetched;
+#  4. image version 2 (other.bin replaced: 8 MiB of 77 MB new), prefetch
+#     capped at 500 KB/s, and the power cut (QEMU killed) in the middle of
+#     prefetching it;
+#  5. version 2 again: prefetch completes, then offline every file reads
+#     intact with v2's bytes; v2 fetched about its changed share only;
+#  6. version 1 offered again: refused (rollback), no command-line key.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v debugfs >/dev/null || skip "debugfs not installed (e2fsprogs)"
@@ -89,4 +95,62 @@ expect "$log3" "^lazyroot-test: big.bin md5 $BIG_MD5" "boot 3: big.bin not intac
 t_root=$(sed -nE 's/^lazyroot: root mounted .* at t=([0-9.]+)s.*/\1/p' "$log3")
 t_init=$(sed -nE 's/^lazyroot: initramfs started at t=([0-9.]+)s.*/\1/p' "$log3")
 note "boot 3 (offline): initramfs start -> root mounted $(echo "$t_root - $t_init" | bc)s"
+
+# --- image version 2: the same root with other.bin replaced
+"$VM_TOP/tests/vm/make-test-root" "$WORK/root2" 64
+head -c $((8 * 1024 * 1024)) /dev/urandom >"$WORK/root2/data/other.bin"
+other2=$(md5sum "$WORK/root2/data/other.bin" | cut -d' ' -f1)
+"$BUILD/host/image/lazyroot-image" build -q --key "$FIX/key.pem" --version 2 --compress lz4 \
+	"$WORK/root2" "$WORK/pub2" || fail "building image version 2"
+rm -rf "$WORK/root2"
+start_nginx "$WORK/pub2" 3
+fwdspec=$(fwd 10.0.2.100 80 "$HTTP_PORT")
+
+# --- boot 4: power cut while prefetching v2
+log4=$WORK/boot4.log
+rc=0
+"$VM_TOP/scripts/run-qemu" --kernel "$KERNEL" --initrd "$WORK/initrd.gz" \
+	--append "root=lazyroot:http://10.0.2.100/ rd.lazyroot.cache=/dev/vda rd.lazyroot.prefetch=500K lazyroot.test=prefetch" \
+	--timeout "$VM_TIMEOUT" --log "$log4" --stop-on 'lazyrootd: prefetch: [0-9.]+ of' \
+	--disk-rw "$disk" --guestfwd "$fwdspec" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 125 ] || { vm_show "$log4"; fail "boot 4: prefetch was not under way to cut the power (run-qemu exit $rc)"; }
+note "boot 4: power cut during prefetch: $(grep -m1 -oE 'prefetch: [0-9.]+ of [0-9.]+ MB local' "$log4")"
+
+# --- boot 5: v2 again, prefetch completes, then offline
+log5=$WORK/boot5.log
+: >"$log5"
+(
+	for _ in $(seq $((VM_TIMEOUT * 2))); do
+		if grep -q '^lazyroot-test: stop the mirror now' "$log5" 2>/dev/null; then
+			kill "$NGINX_PID" 2>/dev/null
+			exit 0
+		fi
+		sleep 0.5
+	done
+) &
+VM_PIDS="$VM_PIDS $!"
+vm_boot "$log5" "root=lazyroot:http://10.0.2.100/ rd.lazyroot.cache=/dev/vda lazyroot.test=prefetch" \
+	--disk-rw "$disk" --guestfwd "$fwdspec"
+vm_show "$log5" | grep -E 'manifest verified|newest|prefetch complete|offline|FATAL' || true
+! grep -q FATAL "$log5" || fail "boot 5: the hook reported a fatal error"
+expect "$log5" 'manifest verified: image version 2' "boot 5: not image version 2"
+expect "$log5" '^lazyroot-test: prefetch complete at' "boot 5: prefetch did not complete"
+expect "$log5" '^lazyroot-test: offline: every file read, 0 read errors' "boot 5: reads failed offline"
+expect "$log5" "^lazyroot-test: offline other.bin md5 $other2" "boot 5: other.bin is not version 2's"
+expect "$log5" "^lazyroot-test: offline big.bin md5 $BIG_MD5" "boot 5: big.bin not intact"
+v2_chunks=$(grep -c 'GET /chunks/' "$WORK/nginx3/access.log" || true)
+v2_bytes=$(awk '$7 ~ /^\/chunks\// {s += $10} END {print s + 0}' "$WORK/nginx3/access.log")
+note "v1 -> v2 (8 MiB of 77 MB changed): $v2_chunks chunk and node requests, $v2_bytes bytes over boots 4 and 5 (power cut included)"
+[ "$v2_bytes" -le $((8 * 1024 * 1024 * 3 / 2)) ] ||
+	fail "the upgrade fetched $v2_bytes bytes for 8 MiB of changed data"
+wait "$NGINX_PID" 2>/dev/null || true
+
+# --- boot 6: version 1 offered again
+start_nginx "$FIX/pub" 4
+fwdspec=$(fwd 10.0.2.100 80 "$HTTP_PORT")
+log6=$WORK/boot6.log
+VM_TIMEOUT=90 vm_boot "$log6" "root=lazyroot:http://10.0.2.100/ rd.lazyroot.cache=/dev/vda rd.lazyroot.faildelay=0" \
+	--disk-rw "$disk" --guestfwd "$fwdspec"
+expect "$log6" 'FATAL: lazyrootd refused .*rollback' "boot 6: version 1 was not refused after version 2"
+note "boot 6: $(grep -m1 -oE 'FATAL: .*' "$log6" | tr -d '\r' | cut -c1-160)"
 echo "PASS"
