@@ -4,6 +4,7 @@
  * rejected answers, size limits, bounded attempts. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "transport.h"
 
 struct result {
-	int done, err;
+	int done, err, order;
 	size_t len;
 	char data[64];
 };
@@ -25,8 +26,10 @@ struct result {
 static void on_done(void *ctx, int err, const void *data, size_t len)
 {
 	struct result *r = ctx;
+	static int seq;
 
 	r->done = 1;
+	r->order = ++seq;
 	r->err = err;
 	r->len = len;
 	if (data && len < sizeof(r->data))
@@ -64,6 +67,7 @@ static void put(const char *dir, const char *name, const char *text)
 
 int main(void)
 {
+	char cmd0[200];
 	lr_log_setup("test-transport", -1, 0, LR_LOG_ERR);
 
 	is(lr_transport_errno(CURLE_OK, 200, "http://x"), 0, "http 200 is success");
@@ -151,6 +155,81 @@ int main(void)
 	}
 	ok(queued == 256 && busy == 44, "256 fetch slots, then EBUSY");
 	lr_transport_free(t);
+
+	/* Regular files only: a FIFO must not block the one thread, a link
+	 * must not be followed; the next mirror answers. */
+	char fp[600];
+	snprintf(fp, sizeof(fp), "%s/fifo", a);
+	if (mkfifo(fp, 0600) < 0)
+		abort();
+	put(b, "fifo", "from b");
+	snprintf(fp, sizeof(fp), "%s/link", a);
+	if (symlink("/etc/passwd", fp) < 0)
+		abort();
+	put(b, "link", "from b");
+	is(lr_transport_new(&t, &o), 0, "transport again");
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "fifo", 100, NULL, on_done, &r);
+	pump(t, &r);
+	ok(r.done && r.err == 0 && r.len == 6, "a FIFO on a file:// mirror: skipped, not waited on");
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "link", 100, NULL, on_done, &r);
+	pump(t, &r);
+	ok(r.done && r.err == 0 && r.len == 6 && memcmp(r.data, "from b", 6) == 0,
+	   "a symlink on a file:// mirror: not followed");
+
+	/* A local directory before the mirrors: a hit costs no request, a
+	 * copy the check refuses is removed and the mirror asked. */
+	char c[] = "/tmp/lazyroot-tc-XXXXXX";
+	if (!mkdtemp(c))
+		abort();
+	snprintf(fp, sizeof(fp), "%s/chunks", c);
+	mkdir(fp, 0700);
+	put(c, "chunks/x", "local x");
+	put(c, "chunks/y", "bad local y");
+	put(b, "chunks-y-mirror", "unused");
+	snprintf(fp, sizeof(fp), "%s/chunks", b);
+	mkdir(fp, 0700);
+	put(b, "chunks/y", "good y");
+	lr_transport_set_local(t, open(c, O_RDONLY | O_DIRECTORY), "chunks/");
+	lr_transport_stats(t, &st);
+	uint64_t reqs = st.requests;
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "chunks/x", 100, reject_bad, on_done, &r);
+	pump(t, &r);
+	lr_transport_stats(t, &st);
+	ok(r.done && r.err == 0 && r.len == 7 && st.local_hits == 1 && st.requests == reqs,
+	   "local directory first: a hit, no request to a mirror");
+	memset(&r, 0, sizeof(r));
+	lr_transport_fetch(t, "chunks/y", 100, reject_bad, on_done, &r);
+	pump(t, &r);
+	snprintf(fp, sizeof(fp), "%s/chunks/y", c);
+	ok(r.done && r.err == 0 && r.len == 6 && memcmp(r.data, "good y", 6) == 0 &&
+		   access(fp, F_OK) < 0,
+	   "a local copy the check refuses is removed; the mirror answers");
+
+	/* Demand before background: one connection, a background fetch
+	 * queued first, then a demand one: the demand one is served first;
+	 * with one connection, at most one background fetch is queued. */
+	lr_transport_free(t);
+	struct lr_transport_opts o1 = o;
+	o1.max_active = 1;
+	is(lr_transport_new(&t, &o1), 0, "transport with one connection");
+	struct result bg1, bg2, dm;
+	memset(&bg1, 0, sizeof(bg1));
+	memset(&bg2, 0, sizeof(bg2));
+	memset(&dm, 0, sizeof(dm));
+	is(lr_transport_fetch_background(t, "only-b", 100, NULL, on_done, &bg1), 0, "background queued");
+	is(lr_transport_fetch_background(t, "only-b", 100, NULL, on_done, &bg2), -EBUSY,
+	   "... a second one is refused (demand keeps room)");
+	lr_transport_fetch(t, "only-b", 100, NULL, on_done, &dm);
+	pump(t, &bg1);
+	ok(dm.done && bg1.done && dm.order < bg1.order,
+	   "the demand fetch was served before the background one queued earlier");
+	lr_transport_free(t);
+	snprintf(cmd0, sizeof(cmd0), "rm -rf %s", c);
+	if (system(cmd0) != 0)
+		return 1;
 
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", a, b);
