@@ -5,7 +5,7 @@
  *   lazyroot-image keygen KEY.pem PUB.pem
  *   lazyroot-image build   --key KEY.pem [opts] ROOTDIR OUTDIR
  *   lazyroot-image publish --key KEY.pem [opts] IMAGE.erofs OUTDIR
- *   lazyroot-image sign    --key KEY.pem [--version N] OUTDIR
+ *   lazyroot-image sign    --key KEY.pem [--version N] [--boot-order LIST] OUTDIR
  *   lazyroot-image verify  --key PUB.pem OUTDIR
  *   lazyroot-image inspect OUTDIR
  */
@@ -37,7 +37,7 @@ static int usage(int rc)
 		"usage: lazyroot-image keygen KEY.pem PUB.pem\n"
 		"       lazyroot-image build   --key KEY.pem [opts] ROOTDIR OUTDIR\n"
 		"       lazyroot-image publish --key KEY.pem [opts] IMAGE.erofs OUTDIR\n"
-		"       lazyroot-image sign    --key KEY.pem [--version N] OUTDIR\n"
+		"       lazyroot-image sign    --key KEY.pem [--version N] [--boot-order LIST] OUTDIR\n"
 		"       lazyroot-image verify  --key PUB.pem OUTDIR\n"
 		"       lazyroot-image inspect OUTDIR\n"
 		"\n"
@@ -56,6 +56,9 @@ static int usage(int rc)
 		"  --no-inline-data   build: small files' data in blocks of their own, not\n"
 		"                     next to their inodes: a larger image, but 7x less\n"
 		"                     metadata for kernels that need it before the mount\n"
+		"  --boot-order LIST  sign: embed the boot-order list LIST (`lazyrootd bootlist`\n"
+		"                     on a booted machine prints it): later boots fetch those\n"
+		"                     chunks, in that order, before the kernel asks\n"
 		"  --no-meta-map      do not publish the metadata map (kernels 6.14-6.18\n"
 		"                     cannot then boot the image with the fanotify backend)\n"
 		"  -q, --quiet\n");
@@ -167,13 +170,14 @@ int main(int argc, char **argv)
 		{ "compress", required_argument, NULL, 'z' },
 		{ "keep-image", required_argument, NULL, 'K' },
 		{ "no-meta-map", no_argument, NULL, 'M' },
+		{ "boot-order", required_argument, NULL, 'B' },
 		{ "no-inline-data", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1 };
-	const char *compress = "lz4hc", *keep = NULL;
+	const char *compress = "lz4hc", *keep = NULL, *bootlist = NULL;
 	uint64_t version = 0;
 	char *end;
 	int c, r;
@@ -206,6 +210,7 @@ int main(int argc, char **argv)
 		case 'z': compress = optarg; break;
 		case 'K': keep = optarg; break;
 		case 'M': po.meta_map = 0; break;
+		case 'B': bootlist = optarg; break;
 		case 'N': no_inline = 1; break;
 		case 'q': po.quiet = 1; break;
 		case 'h': return usage(0);
@@ -271,7 +276,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "sign") == 0) {
 		if (nargs != 1 || !po.key_path)
 			return usage(2);
-		return lr_resign(args[0], po.key_path, version) < 0;
+		return lr_resign(args[0], po.key_path, version, bootlist) < 0;
 	}
 	if (strcmp(cmd, "verify") == 0) {
 		if (nargs != 1 || !po.key_path)

@@ -414,7 +414,54 @@ static int read_manifest(const char *outdir, char **text, size_t *len, struct lr
 	return r;
 }
 
-int lr_resign(const char *outdir, const char *key_path, uint64_t new_version)
+/* A boot-order list as `lazyrootd bootlist` prints it: a header line, then
+ * one chunk index per line, in the order the boot first read them. Indices
+ * past the image, repeats and entries beyond LR_BOOTORDER_MAX are dropped
+ * (said on stderr). Returns the count kept, or -errno. */
+static int64_t read_bootlist(const char *path, uint64_t nchunks, uint8_t *out)
+{
+	char *text, *save = NULL;
+	size_t len;
+	uint64_t n = 0, dropped = 0;
+	int r = lr_read_file(path, 16u << 20, &text, &len);
+
+	if (r < 0) {
+		ERR("cannot read %s: %s\n", path, strerror(-r));
+		return r;
+	}
+	if (strncmp(text, "lazyroot-bootlist 1\n", 20) != 0) {
+		ERR("%s is not a boot-order list (lazyrootd bootlist writes one)\n", path);
+		free(text);
+		return -EINVAL;
+	}
+	uint8_t *seen = calloc(nchunks / 8 + 1, 1);
+	if (!seen) {
+		free(text);
+		return -ENOMEM;
+	}
+	for (char *l = strtok_r(text + 20, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *end;
+		unsigned long long c = strtoull(l, &end, 10);
+		if (end == l || *end || c >= nchunks || (seen[c / 8] >> (c % 8)) & 1 ||
+		    n >= LR_BOOTORDER_MAX) {
+			dropped++;
+			continue;
+		}
+		seen[c / 8] |= (uint8_t)(1u << (c % 8));
+		for (int b = 0; b < 4; b++)
+			out[4 * n + (uint64_t)b] = (uint8_t)(c >> (8 * b));
+		n++;
+	}
+	free(seen);
+	free(text);
+	if (dropped)
+		ERR("%s: %" PRIu64 " entries dropped (past the image, repeated, or beyond %u)\n", path,
+		    dropped, LR_BOOTORDER_MAX);
+	return (int64_t)n;
+}
+
+int lr_resign(const char *outdir, const char *key_path, uint64_t new_version,
+	      const char *bootlist)
 {
 	struct lr_manifest m;
 	char *text;
@@ -426,6 +473,23 @@ int lr_resign(const char *outdir, const char *key_path, uint64_t new_version)
 	free(text);
 	if (new_version)
 		m.image_version = new_version;
+	if (bootlist) {
+		uint8_t *list = malloc(LR_BOOTORDER_MAX * 4);
+		int64_t n = list ? read_bootlist(bootlist, lr_tree_chunks(m.image_size, m.chunk_size),
+						 list)
+				 : -ENOMEM;
+		if (n == 0)
+			m.has_order = 0; /* an empty list: none */
+		else if (n > 0 && (r = put_object(outdir, list, (size_t)n * 4, &m.order_digest)) >= 0) {
+			m.has_order = 1;
+			m.order_count = (uint64_t)n;
+		}
+		free(list);
+		if (n < 0)
+			return (int)n;
+		if (r < 0)
+			return r;
+	}
 	return write_manifest(outdir, &m, key_path);
 }
 
@@ -596,12 +660,24 @@ int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 	}
 	if (r == 0 && m.has_meta)
 		r = verify_meta(outdir, &m, cur);
+	if (r == 0 && m.has_order) {
+		uint8_t *list = malloc(m.order_count * 4 + 1);
+		uint32_t *idx = malloc(m.order_count * sizeof(uint32_t));
+		r = list && idx ? check_object(outdir, &m.order_digest, (size_t)m.order_count * 4, list)
+				: -ENOMEM;
+		if (r == 0)
+			r = lr_bootorder_parse(list, (size_t)m.order_count * 4, m.order_count, n, idx);
+		if (r < 0)
+			ERR("boot-order list missing, corrupt or naming chunks past the image\n");
+		free(list);
+		free(idx);
+	}
 	free(cur);
 	free(buf);
 	if (r == 0 && !quiet)
 		printf("valid: version %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64
-		       " chunks, depth %" PRIu32 ", key %s, fsid %s%s\n",
+		       " chunks, depth %" PRIu32 ", key %s, fsid %s%s%s\n",
 		       m.image_version, m.image_size, n, m.depth, m.key_id, m.fsid,
-		       m.has_meta ? ", metadata map" : "");
+		       m.has_meta ? ", metadata map" : "", m.has_order ? ", boot-order list" : "");
 	return r;
 }

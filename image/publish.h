@@ -35,7 +35,10 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 
 /* Re-sign OUTDIR's manifest with key_path, optionally with a new version
  * (0: keep). */
-int lr_resign(const char *outdir, const char *key_path, uint64_t new_version);
+/* Sign OUTDIR's manifest again (as new_version if not 0; with the
+ * boot-order list in file bootlist if not NULL). */
+int lr_resign(const char *outdir, const char *key_path, uint64_t new_version,
+	      const char *bootlist);
 
 /* Check OUTDIR against the public key: signature, every node, every chunk.
  * 0 only when all is valid; prints what is wrong on stderr. */

@@ -51,7 +51,7 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	};
 	int r;
 
-	d->epfd = d->sigfd = d->statusfd = d->bootedfd = -1;
+	d->epfd = d->sigfd = d->statusfd = d->bootedfd = d->bootlistfd = -1;
 	d->boot_wall = (int64_t)time(NULL);
 	d->min_version = cfg->min_version;
 	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
@@ -70,6 +70,9 @@ void lr_daemon_fini(struct lr_daemon *d)
 	free(d->written);
 	free(d->local);
 	free(d->scratch);
+	free(d->rec);
+	free(d->rec_bits);
+	free(d->pf.order);
 	lr_chunkstore_free(d->store);
 	lr_transport_free(d->tr);
 	lr_keyring_free(&d->keys);
@@ -84,8 +87,10 @@ void lr_daemon_fini(struct lr_daemon *d)
 		close(d->statusfd);
 	if (d->bootedfd >= 0)
 		close(d->bootedfd);
+	if (d->bootlistfd >= 0)
+		close(d->bootlistfd);
 	memset(d, 0, sizeof(*d));
-	d->epfd = d->sigfd = d->statusfd = d->bootedfd = -1;
+	d->epfd = d->sigfd = d->statusfd = d->bootedfd = d->bootlistfd = -1;
 }
 
 /* ---- manifest ---- */
@@ -249,7 +254,9 @@ int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be)
 {
 	d->be = be;
 	d->local = calloc(d->img.nchunks / 8 + 1, 1);
-	if (!d->local)
+	d->rec_bits = calloc(d->img.nchunks / 8 + 1, 1);
+	d->rec = malloc(LR_BOOTORDER_MAX * sizeof(uint32_t));
+	if (!d->local || !d->rec_bits || !d->rec)
 		return log_error_errno(ENOMEM, "chunk bitmap");
 	if (be->traits & LR_BACKEND_WHOLE_CHUNKS) {
 		d->written = calloc(d->img.nchunks / 8 + 1, 1);
@@ -691,7 +698,7 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 	keep_local(d, c, dg, data, len);
 	/* A prefetched chunk nobody reads now stays out of the memory cache
 	 * (it would evict chunks a reader is streaming through). */
-	if (background && !reads_want(d, c))
+	if (background == 1 && !reads_want(d, c))
 		return 0;
 	struct lr_chunkbuf *b = chunkbuf_put(d, c, data, (uint32_t)len);
 	if (!b)
@@ -925,6 +932,12 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 	r->cursor = r->c0;
 	r->left = (uint32_t)(r->c1 - r->c0 + 1);
 	r->deadline_ms = now_ms() + d->read_timeout_ms;
+	/* The boot's order of first reads (`lazyrootd bootlist`). */
+	for (uint64_t c = r->c0; c <= r->c1 && d->nrec < LR_BOOTORDER_MAX; c++)
+		if (!((d->rec_bits[c / 8] >> (c % 8)) & 1)) {
+			d->rec_bits[c / 8] |= (uint8_t)(1u << (c % 8));
+			d->rec[d->nrec++] = (uint32_t)c;
+		}
 	log_debug("READ %" PRIu32 ": %" PRIu64 "+%" PRIu64 " (chunks %" PRIu64 "-%" PRIu64 ")",
 		  req->msg_id, req->off, req->len, r->c0, r->c1);
 	uint64_t off = r->off, rend = r->end, c1 = r->c1;
@@ -959,17 +972,27 @@ static int read_slot_free(const struct lr_daemon *d)
 	return 0;
 }
 
-int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c)
+unsigned lr_daemon_background_jobs(const struct lr_daemon *d)
 {
-	unsigned nbg = 0;
+	unsigned n = 0;
 
-	if (c >= d->img.nchunks || is_local(d, c) || job_find(d, 0, c) || chunk_in_file(d, c))
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+		n += d->jobs[i].used && d->jobs[i].background;
+	return n;
+}
+
+int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
+{
+	if (c >= d->img.nchunks || is_local(d, c) || job_find(d, 0, c) || chunk_in_file(d, c) ||
+	    chunkbuf_find(d, c))
 		return 1;
-	if (!d->written && !d->store) {
+	/* Room checks are for prefetch; what the boot will read (ahead) is
+	 * fetched with whatever room there is (the memory cache at least). */
+	if (!ahead && !d->written && !d->store) {
 		lr_prefetch_stop(d, "no local chunk store to keep the image in");
 		return -ENOSPC;
 	}
-	if (d->written && d->be->ops->avail) {
+	if (!ahead && d->written && d->be->ops->avail) {
 		/* The image file grows with every chunk: prefetch must not take
 		 * the room demand reads will need. Only with room for all of
 		 * the rest. */
@@ -982,21 +1005,19 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c)
 			return -ENOSPC;
 		}
 	}
-	if (d->store && !store_room(d, d->img.m.chunk_size)) {
+	if (!ahead && d->store && !store_room(d, d->img.m.chunk_size)) {
 		lr_prefetch_stop(d, "no room on the cache filesystem for the whole image next to "
 				    "the kernel's cache object");
 		return -ENOSPC;
 	}
 	/* Jobs parked behind a tree node are not in the transport yet: bound
 	 * prefetch's share of the job table here, so demand always finds room. */
-	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
-		nbg += d->jobs[i].used && d->jobs[i].background;
-	if (nbg >= lr_transport_background_max(d->tr))
+	if (lr_daemon_background_jobs(d) >= lr_transport_background_max(d->tr))
 		return -EBUSY;
 	struct lr_job *j = job_new(d, 0, c);
 	if (!j)
 		return -EBUSY;
-	j->background = 1;
+	j->background = ahead ? 2 : 1;
 	int r = job_start(d, j);
 	if (r < 0) {
 		j->used = 0;
@@ -1008,6 +1029,57 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c)
 	uint32_t len;
 	lr_image_chunk_range(&d->img, c, &off, &len);
 	return j->fetching && d->store && lr_chunkstore_has(d->store, &j->want, len) ? 2 : 0;
+}
+
+/* ---- the signed boot-order list ---- */
+
+static int order_check(const void *data, size_t len, void *ctx)
+{
+	struct lr_daemon *d = ctx;
+	struct lr_digest got;
+
+	if (len != d->img.m.order_count * 4 || lr_sha256(data, len, &got) < 0 ||
+	    !lr_digest_eq(&got, &d->img.m.order_digest)) {
+		d->stats.digest_mismatches++;
+		log_error("boot-order list: %zu bytes that do not match the manifest; trying the next "
+			  "mirror",
+			  len);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static void order_done(void *ctx, int err, const void *data, size_t len)
+{
+	struct lr_daemon *d = ctx;
+	uint32_t *order;
+
+	if (err < 0) {
+		log_warning_errno(err, "boot-order list unavailable: the boot reads on demand only");
+		return;
+	}
+	order = malloc(d->img.m.order_count * sizeof(uint32_t));
+	if (!order || lr_bootorder_parse(data, len, d->img.m.order_count, d->img.nchunks, order) < 0) {
+		/* Signed, so a publisher's bug: said, and nothing fetched ahead. */
+		log_error("boot-order list refused: malformed (indices past the image or repeated)");
+		free(order);
+		return;
+	}
+	lr_prefetch_order(d, order, d->img.m.order_count);
+}
+
+/* Queued once per process that serves the kernel (a new worker too, if
+ * the list had not arrived). */
+void lr_daemon_queue_order(struct lr_daemon *d)
+{
+	char path[LR_OBJPATH_MAX];
+
+	if (!d->img.m.has_order || d->pf.order || d->order_queued)
+		return;
+	lr_object_path(&d->img.m.order_digest, path);
+	if (lr_transport_fetch(d->tr, path, (size_t)d->img.m.order_count * 4, order_check,
+			       order_done, d) == 0)
+		d->order_queued = 1;
 }
 
 static int backend_buffered(const struct lr_daemon *d)
@@ -1207,9 +1279,12 @@ int lr_daemon_run(struct lr_daemon *d)
 	if ((r = ep_add(d->epfd, d->be->ops->fd(d->be))) < 0 ||
 	    (r = ep_add(d->epfd, lr_transport_fd(d->tr))) < 0 || (r = ep_add(d->epfd, d->sigfd)) < 0 ||
 	    (d->statusfd >= 0 && (r = ep_add(d->epfd, d->statusfd)) < 0) ||
-	    (d->bootedfd >= 0 && (r = ep_add(d->epfd, d->bootedfd)) < 0))
+	    (d->bootedfd >= 0 && (r = ep_add(d->epfd, d->bootedfd)) < 0) ||
+	    (d->bootlistfd >= 0 && (r = ep_add(d->epfd, d->bootlistfd)) < 0))
 		return log_error_errno(r, "epoll_ctl");
 	d->dev_watched = 1;
+	d->order_queued = 0; /* a forked worker: the parent's fetch is gone */
+	lr_daemon_queue_order(d);
 	while (!d->stop) {
 		struct epoll_event ev[8];
 		/* Requests the backend holds in user space (a dead worker's,
@@ -1256,6 +1331,8 @@ int lr_daemon_run(struct lr_daemon *d)
 				d->stop = 1;
 			} else if (fd == d->statusfd) {
 				serve_status(d);
+			} else if (fd == d->bootlistfd) {
+				lr_bootlist_serve(d->bootlistfd, d->rec, d->nrec);
 			} else if (fd == d->bootedfd) {
 				int c = accept4(d->bootedfd, NULL, NULL, SOCK_CLOEXEC);
 				if (c >= 0)

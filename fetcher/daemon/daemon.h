@@ -57,7 +57,7 @@ struct lr_chunkbuf {
 
 struct lr_job {
 	int used, fetching;
-	int background; /* prefetch: background priority, no reader waits */
+	int background; /* 1 prefetch, 2 boot order: background priority */
 	uint32_t level; /* 0: chunk idx; L >= 1: tree node idx of level L */
 	uint64_t idx;
 	struct lr_digest want;
@@ -104,6 +104,12 @@ struct lr_daemon {
 	uint8_t *scratch; /* one chunk, page aligned: reads from the store */
 	struct lr_prefetch pf;
 	uint64_t last_demand_ms; /* when a READ last needed the network */
+	/* The order this boot first read chunks in (`lazyrootd bootlist`),
+	 * up to LR_BOOTORDER_MAX, and a bit per chunk already recorded. */
+	uint32_t *rec;
+	uint64_t nrec;
+	uint8_t *rec_bits;
+	int order_queued; /* the signed boot-order list is being fetched */
 	int64_t boot_wall;       /* wall clock at start: older unused chunks may be culled */
 	uint64_t cull_ms;        /* last cull of the store */
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
@@ -117,6 +123,7 @@ struct lr_daemon {
 	int verify_err; /* verify mode: the first chunk that could not be had */
 	int epfd, sigfd, statusfd, dev_watched;
 	int bootedfd; /* `lazyrootd booted` connects here: start prefetch */
+	int bootlistfd; /* `lazyrootd bootlist` connects here */
 	int stop;
 	/* The mount depends on us answering (fanotify: a closed group lets
 	 * holes be read as zeros): TERM/INT/HUP are logged and ignored. */
@@ -155,7 +162,11 @@ int lr_daemon_tick(struct lr_daemon *d);
  * 0 started, 2 started and the store has it (no network), 1 nothing to
  * do (local or already being fetched), -EBUSY no
  * room now, -ENOSPC no room to keep it (prefetch stopped), other -errno. */
-int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c);
+int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead);
+/* Chunk jobs of prefetch and boot order, parked behind a node or not. */
+unsigned lr_daemon_background_jobs(const struct lr_daemon *d);
+/* Fetch the signed boot-order list (lr_daemon_run does, first). */
+void lr_daemon_queue_order(struct lr_daemon *d);
 /* Keep verified chunks in a local store (cachefiles; takes the store). */
 int lr_daemon_use_store(struct lr_daemon *d, struct lr_chunkstore *store);
 
@@ -178,5 +189,11 @@ int lr_status_query(const char *tag, int outfd);
 /* `lazyrootd booted`: a second socket; connecting is the message. */
 int lr_booted_listen(const char *tag);
 int lr_booted_notify(const char *tag);
+/* `lazyrootd bootlist`: the client hands over a memfd (SCM_RIGHTS), the
+ * daemon writes the recorded list into it ("lazyroot-bootlist 1", then one
+ * chunk index per line) and answers one byte. */
+int lr_bootlist_listen(const char *tag);
+int lr_bootlist_query(const char *tag, int outfd);
+void lr_bootlist_serve(int listenfd, const uint32_t *list, uint64_t n);
 
 #endif

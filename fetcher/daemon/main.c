@@ -6,6 +6,7 @@
  *   lazyrootd verify [options] URL...  fetch and verify every chunk
  *   lazyrootd status [--tag T]         print a running daemon's counters
  *   lazyrootd booted [--tag T]         the boot is done: start prefetching
+ *   lazyrootd bootlist [--tag T]       print the order this boot first read chunks in
  *   lazyrootd mount IMAGE DIR          mount(2) a file-backed EROFS image
  *
  * Exit codes (s6-style, so a supervisor knows whether a retry can help):
@@ -46,6 +47,7 @@ static void usage(FILE *f)
 		"       lazyrootd verify [options] URL[,URL...]\n"
 		"       lazyrootd status [--tag TAG]\n"
 		"       lazyrootd booted [--tag TAG]\n"
+		"       lazyrootd bootlist [--tag TAG]\n"
 		"       lazyrootd mount IMAGE DIR\n"
 		"\n"
 		"Serve the signed EROFS image published at URL (http://, https://, tftp://,\n"
@@ -55,6 +57,8 @@ static void usage(FILE *f)
 		"Once ready it prints \"cachefiles FSID\" or \"fanotify FILE\".\n"
 		"`verify` fetches and checks every chunk instead. `booted` tells a running\n"
 		"daemon that the boot's critical reads are done (background prefetch starts).\n"
+		"`bootlist` prints the chunks this boot read, in order, for lazyroot-image sign\n"
+		"--boot-order: later boots fetch them before the kernel asks.\n"
 		"\n"
 		"      --backend B       auto (default: cachefiles on kernels < 7.2 that have\n"
 		"                        its on-demand mode, else fanotify), cachefiles, fanotify\n"
@@ -86,7 +90,7 @@ static void usage(FILE *f)
 static int status_main(int argc, char **argv)
 {
 	const char *tag = "lazyroot";
-	int booted = strcmp(argv[1], "booted") == 0;
+	int booted = strcmp(argv[1], "booted") == 0, bootlist = strcmp(argv[1], "bootlist") == 0;
 
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc)
@@ -98,7 +102,9 @@ static int status_main(int argc, char **argv)
 			return EXIT_CONFIG;
 		}
 	}
-	int r = booted ? lr_booted_notify(tag) : lr_status_query(tag, STDOUT_FILENO);
+	int r = booted	   ? lr_booted_notify(tag)
+		: bootlist ? lr_bootlist_query(tag, STDOUT_FILENO)
+			   : lr_status_query(tag, STDOUT_FILENO);
 	if (r < 0) {
 		log_error_errno(r, "no lazyrootd answering for tag %s", tag);
 		return EXIT_RUNTIME;
@@ -246,7 +252,8 @@ int main(int argc, char **argv)
 	static struct lr_daemon d;
 	char *end;
 
-	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "booted") == 0))
+	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "booted") == 0 ||
+			 strcmp(argv[1], "bootlist") == 0))
 		return status_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "mount") == 0)
 		return mount_main(argc, argv);
@@ -480,6 +487,9 @@ int main(int argc, char **argv)
 	d.statusfd = lr_status_listen(tag);
 	if (d.statusfd < 0)
 		log_warning_errno(d.statusfd, "status socket for tag %s (status unavailable)", tag);
+	d.bootlistfd = lr_bootlist_listen(tag);
+	if (d.bootlistfd < 0)
+		log_warning_errno(d.bootlistfd, "`lazyrootd bootlist` socket for tag %s", tag);
 	lr_prefetch_init(&d, prefetch, prefetch_rate);
 	if (prefetch) {
 		d.bootedfd = lr_booted_listen(tag);

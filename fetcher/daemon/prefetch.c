@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "daemon.h"
@@ -125,10 +126,50 @@ static void progress(struct lr_daemon *d, uint64_t now)
 		 rate > 0 ? (double)left / rate : -1.0, p->errors);
 }
 
+void lr_prefetch_order(struct lr_daemon *d, uint32_t *order, uint64_t n)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	free(p->order);
+	p->order = order;
+	p->norder = n;
+	p->order_pos = 0;
+	p->order_active = n > 0;
+	p->order_start_ms = now_ms();
+	log_info("boot order: fetching the %" PRIu64 " chunks a recorded boot read, ahead of the "
+		 "kernel",
+		 n);
+}
+
+/* The boot-order phase: list order, as many at once as background fetches
+ * may be; demand still goes first in the transport. */
+static void order_tick(struct lr_daemon *d, uint64_t now)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	while (p->order_pos < p->norder) {
+		int r = lr_daemon_prefetch_chunk(d, p->order[p->order_pos], 1);
+		if (r == -EBUSY)
+			return;
+		p->order_pos++;
+	}
+	if (lr_daemon_background_jobs(d) > 0)
+		return;
+	p->order_active = 0;
+	log_info("boot order: %" PRIu64 " chunks local %.2f s after the list arrived", p->norder,
+		 (double)(now - p->order_start_ms) / 1000);
+}
+
 int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 {
 	struct lr_prefetch *p = &d->pf;
 	int next = -1;
+
+	if (p->order_active) {
+		order_tick(d, now);
+		if (p->order_active)
+			return -1; /* again when a fetch ends */
+	}
 
 	if (p->state == LR_PF_WAITING && p->ready_ms && now >= p->ready_ms + LR_PREFETCH_FALLBACK_MS) {
 		log_info("prefetch: no word that the boot is done after %u s; starting anyway",
@@ -178,7 +219,7 @@ int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 			/* A pass is over. The next one starts when this one's
 			 * fetches have ended (so the scan runs once per pass),
 			 * after a pause if some failed: those are tried again. */
-			if (lr_transport_background_pending(d->tr) > 0)
+			if (lr_daemon_background_jobs(d) > 0)
 				return next;
 			unsigned pause = p->pass_errors ? LR_PREFETCH_RETRY_MS
 					 : p->pass_started ? 0 : 1000; /* only demand in flight */
@@ -189,7 +230,7 @@ int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 				return (int)pause < next ? (int)pause : next;
 			}
 		}
-		int r = lr_daemon_prefetch_chunk(d, p->cursor);
+		int r = lr_daemon_prefetch_chunk(d, p->cursor, 0);
 		if (r == -EBUSY)
 			return next; /* background queue full: again when one ends */
 		if (r < 0) {

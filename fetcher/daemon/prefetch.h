@@ -36,6 +36,11 @@ struct lr_prefetch {
 	double tokens;       /* rate cap: bytes that may start now */
 	uint64_t pause_until_ms;
 	const char *why_stopped;
+	/* The signed boot-order list: fetched ahead, in order, from readiness
+	 * on (not held back by reads: it is what the boot will read). */
+	uint32_t *order;
+	uint64_t norder, order_pos, order_start_ms;
+	int order_active;
 };
 
 void lr_prefetch_init(struct lr_daemon *d, int enabled, uint64_t rate);
@@ -45,6 +50,8 @@ void lr_prefetch_start(struct lr_daemon *d);
 int lr_prefetch_tick(struct lr_daemon *d, uint64_t now_ms);
 /* A prefetch fetch ended (err < 0: failed; the chunk is retried later). */
 void lr_prefetch_fetched(struct lr_daemon *d, uint64_t c, int err, uint32_t len);
+/* The boot-order list arrived (taken over: freed by the daemon). */
+void lr_prefetch_order(struct lr_daemon *d, uint32_t *order, uint64_t n);
 /* A chunk became local (by prefetch or demand). */
 void lr_prefetch_local(struct lr_daemon *d, uint64_t c);
 /* No room for more local chunks. */

@@ -4,10 +4,14 @@
  * no path, so it survives switch_root and needs no writable /run.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -116,4 +120,103 @@ int lr_status_query(const char *tag, int outfd)
 		if (write(outfd, buf, (size_t)n) != n)
 			return -EIO;
 	}
+}
+
+int lr_bootlist_listen(const char *tag)
+{
+	return listen_at(tag, "/bootlist");
+}
+
+/* Client: a memfd for the daemon to write into (it never blocks on us),
+ * passed with SCM_RIGHTS; one byte back means done. */
+int lr_bootlist_query(const char *tag, int outfd)
+{
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int r = make_addr_for(tag, "/bootlist", &sa, &salen);
+
+	if (r < 0)
+		return r;
+	_cleanup_close_ int mfd = memfd_create("lazyroot-bootlist", MFD_CLOEXEC);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (mfd < 0 || fd < 0)
+		return lr_neg_errno();
+	if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
+		return lr_neg_errno();
+	char byte = 'L';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &mfd, sizeof(int));
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != 1)
+		return lr_neg_errno();
+	ssize_t n;
+	do
+		n = read(fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return n < 0 ? lr_neg_errno() : -EPROTO;
+	char buf[8192];
+	off_t off = 0;
+	while ((n = pread(mfd, buf, sizeof(buf), off)) > 0) {
+		if (write(outfd, buf, (size_t)n) != n)
+			return -EIO;
+		off += n;
+	}
+	return n < 0 ? lr_neg_errno() : 0;
+}
+
+/* Daemon: bounded in time (a client that connects and sends nothing is
+ * dropped after 200 ms) and in size (the list is at most
+ * LR_BOOTORDER_MAX lines), and it writes only into the client's memfd. */
+void lr_bootlist_serve(int listenfd, const uint32_t *list, uint64_t n)
+{
+	_cleanup_close_ int c = accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200000 };
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	int mfd = -1;
+
+	if (c < 0)
+		return;
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (recvmsg(c, &mh, MSG_CMSG_CLOEXEC) != 1)
+		return;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
+		if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+		    h->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&mfd, CMSG_DATA(h), sizeof(int));
+	if (mfd < 0)
+		return;
+	struct stat st;
+	/* Only a memfd or another regular file: never a pipe we could block on. */
+	if (fstat(mfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char line[32];
+		off_t off = 0;
+		int ok = pwrite(mfd, "lazyroot-bootlist 1\n", 20, off) == 20;
+		off += 20;
+		for (uint64_t i = 0; i < n && ok; i++) {
+			int l = snprintf(line, sizeof(line), "%" PRIu32 "\n", list[i]);
+			ok = pwrite(mfd, line, (size_t)l, off) == l;
+			off += l;
+		}
+		if (ok && send(c, "1", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+			log_debug("bootlist client went away");
+	}
+	close(mfd);
 }

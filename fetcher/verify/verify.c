@@ -237,6 +237,17 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 			return bad(why, "meta-map malformed (digest and a size up to 4 MiB)");
 		m->has_meta = 1;
 	}
+	if (len - pos > 11 && memcmp(text + pos, "boot-order ", 11) == 0) {
+		const char *sp;
+		if (lr_next_field(text, len, &pos, "boot-order", &v, &vl) < 0 ||
+		    !(sp = memchr(v, ' ', vl)) ||
+		    lr_digest_parse(v, (size_t)(sp - v), &m->order_digest) < 0 ||
+		    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &m->order_count) < 0 ||
+		    m->order_count == 0 || m->order_count > LR_BOOTORDER_MAX ||
+		    m->order_count > lr_tree_chunks(m->image_size, m->chunk_size))
+			return bad(why, "boot-order malformed (digest and a count up to 16384 chunks)");
+		m->has_order = 1;
+	}
 	if (lr_next_field(text, len, &pos, "key-id", &v, &vl) < 0 || vl != LR_KEYID_HEX)
 		return bad(why, "key-id missing or malformed");
 	for (size_t i = 0; i < vl; i++)
@@ -256,9 +267,14 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 
 int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t *len)
 {
-	char root[LR_DIGEST_HEX + 1], meta[LR_DIGEST_HEX + 48] = "";
+	char root[LR_DIGEST_HEX + 1], meta[LR_DIGEST_HEX + 48] = "", order[LR_DIGEST_HEX + 48] = "";
 
 	lr_digest_hex(&m->root, root);
+	if (m->has_order) {
+		char hex[LR_DIGEST_HEX + 1];
+		lr_digest_hex(&m->order_digest, hex);
+		snprintf(order, sizeof(order), "boot-order %s %" PRIu64 "\n", hex, m->order_count);
+	}
 	if (m->has_meta) {
 		char hex[LR_DIGEST_HEX + 1];
 		lr_digest_hex(&m->meta_digest, hex);
@@ -267,9 +283,9 @@ int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t 
 	int n = snprintf(buf, cap,
 			 "lazyroot-manifest %d\nimage-version %" PRIu64 "\nimage-size %" PRIu64
 			 "\nchunk-size %" PRIu32 "\ntree-depth %" PRIu32
-			 "\ntree-root %s\nfsid %s\n%skey-id %s\n",
+			 "\ntree-root %s\nfsid %s\n%s%skey-id %s\n",
 			 LR_MANIFEST_FORMAT, m->image_version, m->image_size, m->chunk_size,
-			 m->depth, root, m->fsid, meta, m->key_id);
+			 m->depth, root, m->fsid, meta, order, m->key_id);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	*len = (size_t)n;
@@ -359,4 +375,26 @@ int lr_manifest_verify(const struct lr_keyring *kr, const char *text,
 			return 0;
 	}
 	return found ? -EKEYREJECTED : -ENOKEY;
+}
+
+int lr_bootorder_parse(const uint8_t *buf, size_t len, uint64_t count, uint64_t nchunks,
+		       uint32_t *out)
+{
+	if (count == 0 || count > LR_BOOTORDER_MAX || len != count * 4)
+		return -EBADMSG;
+	uint8_t *seen = calloc(nchunks / 8 + 1, 1);
+	if (!seen)
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t i = 0; i < count && r == 0; i++) {
+		uint32_t c = (uint32_t)buf[4 * i] | (uint32_t)buf[4 * i + 1] << 8 |
+			     (uint32_t)buf[4 * i + 2] << 16 | (uint32_t)buf[4 * i + 3] << 24;
+		if (c >= nchunks || (seen[c / 8] >> (c % 8)) & 1)
+			r = -EBADMSG;
+		else
+			seen[c / 8] |= (uint8_t)(1u << (c % 8));
+		out[i] = c;
+	}
+	free(seen);
+	return r;
 }

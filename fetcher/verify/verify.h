@@ -69,6 +69,11 @@ struct lr_manifest {
 	int has_meta;
 	struct lr_digest meta_digest;
 	uint64_t meta_size;
+	/* Optional: the boot-order list object (chunk indices a recorded
+	 * boot read, in order: fetched ahead of the kernel's requests). */
+	int has_order;
+	struct lr_digest order_digest;
+	uint64_t order_count;
 	uint64_t image_version;
 	uint64_t image_size;
 	uint32_t chunk_size;
@@ -91,6 +96,15 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 
 /* Write the signed part (everything but the signature line). */
 int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t *len);
+
+/* ---- boot-order list ---- */
+
+/* Chunks a list may name: 16384 x 4 bytes = 64 KiB, 1 GiB of 64 KiB chunks. */
+#define LR_BOOTORDER_MAX 16384u
+/* The object: count little-endian uint32 chunk indices, each < nchunks,
+ * no index twice. 0 with out[] filled, or -EBADMSG. */
+int lr_bootorder_parse(const uint8_t *buf, size_t len, uint64_t count, uint64_t nchunks,
+		       uint32_t *out);
 
 /* ---- metadata map ---- */
 

@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -400,6 +402,89 @@ int main(void)
 		is(d.stats.read_errors - errs, 0, "... every READ served offline");
 		ok(pread(obj, got, IMG_SIZE, 0) == IMG_SIZE && memcmp(got, img, IMG_SIZE) == 0,
 		   "... with v2's bytes");
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
+
+	/* ---- the boot-order list: recorded, signed, fetched ahead ---- */
+	{
+		char pub3[600], url3[700], listf[600], tag[64];
+		snprintf(pub3, sizeof(pub3), "%s/pub3", dir);
+		snprintf(listf, sizeof(listf), "%s/bootlist", dir);
+		po.image_version = 7;
+		if (lr_publish(image, pub3, &po, &st) < 0)
+			abort();
+		snprintf(url3, sizeof(url3), "file://%s", pub3);
+		/* Boot A records what it reads, in order. */
+		daemon_up(&d, url3, pub);
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 1, 10);
+		fakedev_send_read(801, 10, 40 * CS, CS);
+		fakedev_serve(&d, 801);
+		fakedev_send_read(802, 10, 5 * CS, 2 * CS);
+		fakedev_serve(&d, 802);
+		fakedev_send_read(803, 10, 40 * CS, CS);
+		fakedev_serve(&d, 803);
+		ok(d.nrec == 3 && d.rec[0] == 40 && d.rec[1] == 5 && d.rec[2] == 6,
+		   "reads recorded in first-read order, each chunk once");
+		snprintf(tag, sizeof(tag), "lazyroot-test-%d", (int)getpid());
+		d.bootlistfd = lr_bootlist_listen(tag);
+		int lf = open(listf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		pid_t q = fork();
+		if (q == 0)
+			_exit(lr_bootlist_query(tag, lf) < 0);
+		struct pollfd pfd = { .fd = d.bootlistfd, .events = POLLIN };
+		poll(&pfd, 1, 5000); /* as the daemon's epoll would */
+		lr_bootlist_serve(d.bootlistfd, d.rec, d.nrec);
+		int qst;
+		waitpid(q, &qst, 0);
+		close(lf);
+		char *lt;
+		size_t ll;
+		ok(WIFEXITED(qst) && WEXITSTATUS(qst) == 0 && lr_read_file(listf, 4096, &lt, &ll) == 0 &&
+			   strcmp(lt, "lazyroot-bootlist 1\n40\n5\n6\n") == 0,
+		   "lazyrootd bootlist hands the list over through the client's memfd");
+		free(lt);
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+		/* Signed into the manifest. */
+		is(lr_resign(pub3, key, 0, listf), 0, "lazyroot-image sign --boot-order");
+		is(lr_verify_dir(pub3, pub, 1), 0, "... and the directory verifies");
+		/* Boot B fetches them before the kernel asks. */
+		daemon_up(&d, url3, pub);
+		ok(d.img.m.has_order && d.img.m.order_count == 3, "the manifest names a 3-chunk list");
+		fakedev_attach(&d);
+		snprintf(path, sizeof(path), "%s/chunks4", dir);
+		lr_daemon_use_store(&d, store_at(path));
+		obj = fakedev_open_image(&d, 1, 10);
+		lr_prefetch_init(&d, 0, 0); /* background prefetch off: the list still runs */
+		struct lr_transport_stats ts;
+		int ep = epoll_create1(0);
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d.tr) };
+		epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+		/* What lr_daemon_run does first, then its loop. */
+		d.order_queued = 0;
+		lr_daemon_queue_order(&d);
+		for (int i = 0; i < 2000 && !(d.pf.order && !d.pf.order_active); i++) {
+			int t = lr_daemon_tick(&d);
+			epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+		}
+		close(ep);
+		ok(d.pf.order && !d.pf.order_active, "the list arrived and its chunks were fetched");
+		lr_transport_stats(d.tr, &ts);
+		uint64_t reqs = ts.requests;
+		fakedev_send_read(901, 10, 40 * CS, CS);
+		fakedev_serve(&d, 901);
+		fakedev_send_read(902, 10, 5 * CS, 2 * CS);
+		fakedev_serve(&d, 902);
+		lr_transport_stats(d.tr, &ts);
+		ok(fakedev_completed(901) && fakedev_completed(902) && ts.requests == reqs,
+		   "the boot's READs of them need no request (%llu)",
+		   (unsigned long long)(ts.requests - reqs));
+		ok(pread(obj, got, CS, 40 * CS) == CS && memcmp(got, img + 40 * CS, CS) == 0,
+		   "... and get the image's bytes");
 		close(obj);
 		lr_daemon_fini(&d);
 		fakedev_close();

@@ -160,7 +160,7 @@ int main(void)
 	is(st.chunks_written, 0, "... writes nothing: every object present and right");
 
 	/* re-signing with a new version and the second key */
-	is(lr_resign(out, key2, 9), 0, "re-sign with key 2 as version 9");
+	is(lr_resign(out, key2, 9, NULL), 0, "re-sign with key 2 as version 9");
 	free(text);
 	is(lr_read_file(mpath, 8192, &text, &len), 0, "re-signed manifest readable");
 	is(lr_manifest_parse(text, len, &m, NULL), 0, "re-signed manifest parses");
