@@ -10,7 +10,7 @@ command -v clang >/dev/null || { echo "SKIP: clang not installed (scripts/setup)
 make -s -C "$top" fuzz >"$BUILD/fuzz-build.log" 2>&1 || { cat "$BUILD/fuzz-build.log"; exit 1; }
 tool=$BUILD/host/image/lazyroot-image
 corpus=$BUILD/fuzz-corpus
-targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta)
+targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta fuzz-bootorder)
 for f in "${targets[@]}"; do mkdir -p "$corpus/$f"; done
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
@@ -55,6 +55,8 @@ head -c 200 /dev/zero >"$corpus/fuzz-tree/seed-zero"
 { le32 48; printf '\003\000\030\000'; le32 0; printf '\000\000\020\000'; le32 7; le32 1
   printf '\006\000\030\000'; le32 0; le32 8192; le32 0; le32 65536; le32 0; } \
 	>"$corpus/fuzz-fan-msg/seed-event"
+# A boot-order list: 292 chunks (first byte 3), then chunks 5, 40, 6.
+{ printf '\003'; le32 5; le32 40; le32 6; } >"$corpus/fuzz-bootorder/seed-list"
 
 rc=0
 for f in "${targets[@]}"; do
