@@ -46,9 +46,21 @@ static int make_addr_for(const char *tag, const char *suffix, struct sockaddr_un
 	return 0;
 }
 
-static int make_addr(const char *tag, struct sockaddr_un *sa, socklen_t *salen)
+/* A connected socket to one of the daemon's sockets, or -errno. */
+static int connect_at(const char *tag, const char *suffix)
 {
-	return make_addr_for(tag, NULL, sa, salen);
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int r = make_addr_for(tag, suffix, &sa, &salen);
+
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return lr_neg_errno();
+	if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
+		return lr_neg_errno();
+	return lr_steal_fd(&fd);
 }
 
 static int listen_at(const char *tag, const char *suffix)
@@ -81,34 +93,21 @@ int lr_booted_listen(const char *tag)
 
 int lr_booted_notify(const char *tag)
 {
-	struct sockaddr_un sa;
-	socklen_t salen;
-	int r = make_addr_for(tag, "/booted", &sa, &salen);
+	int fd = connect_at(tag, "/booted");
 
-	if (r < 0)
-		return r;
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return lr_neg_errno();
-	if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
-		return lr_neg_errno();
+		return fd;
+	close(fd);
 	return 0;
 }
 
 int lr_status_query(const char *tag, int outfd)
 {
-	struct sockaddr_un sa;
-	socklen_t salen;
 	char buf[1024];
-	int r = make_addr(tag, &sa, &salen);
+	_cleanup_close_ int fd = connect_at(tag, NULL);
 
-	if (r < 0)
-		return r;
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return lr_neg_errno();
-	if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
-		return lr_neg_errno();
+		return fd;
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
@@ -131,18 +130,12 @@ int lr_bootlist_listen(const char *tag)
  * passed with SCM_RIGHTS; one byte back means done. */
 int lr_bootlist_query(const char *tag, int outfd)
 {
-	struct sockaddr_un sa;
-	socklen_t salen;
-	int r = make_addr_for(tag, "/bootlist", &sa, &salen);
-
-	if (r < 0)
-		return r;
 	_cleanup_close_ int mfd = memfd_create("lazyroot-bootlist", MFD_CLOEXEC);
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (mfd < 0 || fd < 0)
+	if (mfd < 0)
 		return lr_neg_errno();
-	if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
-		return lr_neg_errno();
+	_cleanup_close_ int fd = connect_at(tag, "/bootlist");
+	if (fd < 0)
+		return fd;
 	char byte = 'L';
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
 	union {

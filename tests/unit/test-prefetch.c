@@ -60,16 +60,8 @@ static void daemon_init(struct lr_daemon *d, const char *url, const char *pubkey
 
 static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
 {
-	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
-	char *pem;
-	size_t len;
-
-	memset(d, 0, sizeof(*d));
-	cfg.mirrors[cfg.nmirrors++] = url;
-	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
-		abort();
-	free(pem);
-	if (lr_daemon_init(d, &cfg) < 0 || lr_daemon_load_manifest(d) < 0)
+	daemon_init(d, url, pubkey);
+	if (lr_daemon_load_manifest(d) < 0)
 		abort();
 }
 
@@ -106,6 +98,31 @@ static int run_prefetch(struct lr_daemon *d)
 	}
 	close(ep);
 	return stalls;
+}
+
+/* One boot on a persistent store: the manifest, the kernel's object, and
+ * prefetch to its end. The manifest's load result; the rest only when 0. */
+static int boot_store(struct lr_daemon *d, const char *url, const char *pubkey, const char *sdir,
+		      int *obj)
+{
+	daemon_init(d, url, pubkey);
+	lr_daemon_use_store(d, store_at(sdir));
+	int r = lr_daemon_load_manifest(d);
+	if (r < 0)
+		return r;
+	fakedev_attach(d);
+	*obj = fakedev_open_image(d, 1, 10);
+	lr_prefetch_init(d, 1, 0);
+	lr_prefetch_start(d);
+	run_prefetch(d);
+	return 0;
+}
+
+static void boot_end(struct lr_daemon *d, int obj)
+{
+	close(obj);
+	lr_daemon_fini(d);
+	fakedev_close();
 }
 
 static void store_tests(void)
@@ -303,38 +320,20 @@ int main(void)
 	snprintf(sdir, sizeof(sdir), "%s/persist", dir);
 	{
 		/* First boot: everything fetched, kept, and the version noted. */
-		daemon_init(&d, url, pub);
-		lr_daemon_use_store(&d, store_at(sdir));
-		is(lr_daemon_load_manifest(&d), 0, "boot 1 with a persistent store");
-		fakedev_attach(&d);
-		obj = fakedev_open_image(&d, 1, 10);
-		lr_prefetch_init(&d, 1, 0);
-		lr_prefetch_start(&d);
-		run_prefetch(&d);
+		is(boot_store(&d, url, pub, sdir, &obj), 0, "boot 1 with a persistent store");
 		is(d.pf.state, LR_PF_COMPLETE, "... prefetch completes");
 		is(lr_state_version(&d), 1, "... the version booted is kept");
-		close(obj);
-		lr_daemon_fini(&d);
-		fakedev_close();
+		boot_end(&d, obj);
 	}
 	{
 		/* Second boot: nothing crosses the network but the manifest. */
 		struct lr_transport_stats ts;
-		daemon_init(&d, url, pub);
-		lr_daemon_use_store(&d, store_at(sdir));
-		is(lr_daemon_load_manifest(&d), 0, "boot 2 from the same store");
-		fakedev_attach(&d);
-		obj = fakedev_open_image(&d, 1, 10);
-		lr_prefetch_init(&d, 1, 0);
-		lr_prefetch_start(&d);
-		run_prefetch(&d);
+		is(boot_store(&d, url, pub, sdir, &obj), 0, "boot 2 from the same store");
 		lr_transport_stats(d.tr, &ts);
 		is(d.pf.state, LR_PF_COMPLETE, "... the whole image local again");
 		is(ts.requests, 1, "... with one request over the network (the manifest)");
 		ok(ts.local_hits >= NCHUNKS, "... every chunk and node from the store, verified again");
-		close(obj);
-		lr_daemon_fini(&d);
-		fakedev_close();
+		boot_end(&d, obj);
 	}
 	{
 		/* Delta: v2 changes two chunks; only they (and the tree nodes
@@ -353,14 +352,8 @@ int main(void)
 		if (lr_publish(image, pub2, &po2, &st) < 0)
 			abort();
 		snprintf(url2, sizeof(url2), "file://%s", pub2);
-		daemon_init(&d, url2, pub);
-		lr_daemon_use_store(&d, store_at(sdir));
-		is(lr_daemon_load_manifest(&d), 0, "boot 3: image version 2 on a machine that holds 1");
-		fakedev_attach(&d);
-		obj = fakedev_open_image(&d, 1, 10);
-		lr_prefetch_init(&d, 1, 0);
-		lr_prefetch_start(&d);
-		run_prefetch(&d);
+		is(boot_store(&d, url2, pub, sdir, &obj), 0,
+		   "boot 3: image version 2 on a machine that holds 1");
 		lr_transport_stats(d.tr, &ts);
 		is(d.pf.state, LR_PF_COMPLETE, "... the whole image local");
 		ok(ts.requests >= 3 && ts.requests <= 1 + 4 + 2,
@@ -371,9 +364,7 @@ int main(void)
 		fakedev_serve(&d, 2);
 		ok(pread(obj, b, CS, 150 * CS) == CS && memcmp(b, img + 150 * CS, CS) == 0,
 		   "... and serving v2's bytes");
-		close(obj);
-		lr_daemon_fini(&d);
-		fakedev_close();
+		boot_end(&d, obj);
 	}
 	{
 		/* Anti-rollback without a command line: v1 is refused now. */

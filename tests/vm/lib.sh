@@ -234,6 +234,23 @@ fwd() {
 	lr_fwd "$@"
 }
 
+# stop_nginx_when LOG: in the background, stop our nginx ($NGINX_PID) once
+# the guest prints "lazyroot-test: stop the mirror now" on LOG (bounded by
+# the guest timeout).
+stop_nginx_when() {
+	local logf=$1 pid=$NGINX_PID
+	(
+		for _ in $(seq $((VM_TIMEOUT * 2))); do
+			if grep -q '^lazyroot-test: stop the mirror now' "$logf" 2>/dev/null; then
+				kill "$pid" 2>/dev/null
+				exit 0
+			fi
+			sleep 0.5
+		done
+	) &
+	VM_PIDS="$VM_PIDS $!"
+}
+
 # vm_boot LOG APPEND [run-qemu args...]: boot, wait for the guest to end.
 vm_boot() {
 	local logf=$1 append=$2

@@ -30,16 +30,7 @@ stat_of() { sed -nE "s/.*lazyroot-test: status $1 ([0-9-]+).*/\\1/p" "$2" | tail
 # --- boot 1: first use, prefetch to completion, then offline reads
 log1=$WORK/boot1.log
 : >"$log1"
-(
-	for _ in $(seq $((VM_TIMEOUT * 2))); do
-		if grep -q '^lazyroot-test: stop the mirror now' "$log1" 2>/dev/null; then
-			kill "$NGINX_PID" 2>/dev/null
-			exit 0
-		fi
-		sleep 0.5
-	done
-) &
-VM_PIDS="$VM_PIDS $!"
+stop_nginx_when "$log1"
 vm_boot "$log1" "root=lazyroot:http://10.0.2.100/ rd.lazyroot.cache=/dev/vda lazyroot.test=prefetch" \
 	--disk-rw "$disk" --guestfwd "$fwdspec"
 vm_show "$log1" | grep -E 'cache device|prefetch complete|offline|FATAL' || true
@@ -119,16 +110,7 @@ note "boot 4: power cut during prefetch: $(grep -m1 -oE 'prefetch: [0-9.]+ of [0
 # --- boot 5: v2 again, prefetch completes, then offline
 log5=$WORK/boot5.log
 : >"$log5"
-(
-	for _ in $(seq $((VM_TIMEOUT * 2))); do
-		if grep -q '^lazyroot-test: stop the mirror now' "$log5" 2>/dev/null; then
-			kill "$NGINX_PID" 2>/dev/null
-			exit 0
-		fi
-		sleep 0.5
-	done
-) &
-VM_PIDS="$VM_PIDS $!"
+stop_nginx_when "$log5"
 vm_boot "$log5" "root=lazyroot:http://10.0.2.100/ rd.lazyroot.cache=/dev/vda lazyroot.test=prefetch" \
 	--disk-rw "$disk" --guestfwd "$fwdspec"
 vm_show "$log5" | grep -E 'manifest verified|newest|prefetch complete|offline|FATAL' || true

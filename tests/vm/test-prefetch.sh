@@ -16,17 +16,7 @@ start_nginx "$FIX/pub"
 vm_initramfs
 log=$WORK/serial.log
 : >"$log"
-# Stop nginx (ours, by PID) when the guest asks; bounded by the guest timeout.
-(
-	for _ in $(seq $((VM_TIMEOUT * 2))); do
-		if grep -q '^lazyroot-test: stop the mirror now' "$log" 2>/dev/null; then
-			kill "$NGINX_PID" 2>/dev/null
-			exit 0
-		fi
-		sleep 0.5
-	done
-) &
-VM_PIDS="$VM_PIDS $!"
+stop_nginx_when "$log"
 # The RAM disk holds the chunk store and the kernel's cache object (up to
 # twice the image) for cachefiles, the image file for fanotify.
 vm_boot "$log" "root=lazyroot:http://10.0.2.100/ brd.rd_size=262144 lazyroot.test=prefetch" \
