@@ -254,6 +254,7 @@ lr_setup_cache() {
 		done
 		[ -n "$dev" ] || lr_fail "cache device $lr_cache did not appear within 10 s"
 		lr_cache_disk "$dev"
+		lr_check_disk "$dev"
 		lr_store=$LR_RUN/cache/store
 		;;
 	*) lr_fail "rd.lazyroot.cache=$lr_cache: use 'ram', a block device, LABEL= or UUID=" ;;
@@ -261,6 +262,21 @@ lr_setup_cache() {
 	# Nothing on the cache is ever executed or opened as a device.
 	mount -t ext4 -o nosuid,nodev,noexec "$dev" "$LR_RUN/cache" ||
 		lr_fail "cannot mount cache filesystem $dev (needs ext2/ext4: tmpfs cannot hold a cachefiles cache)"
+}
+
+# A cache disk is rarely unmounted cleanly (the root depends on it until the
+# very end) and busybox makes ext2, without a journal: check it first,
+# taking every fix e2fsck offers (-y: it is a cache, every chunk is verified
+# on use). What it cannot repair is made anew; only the highest booted
+# version is lost with it.
+lr_check_disk() {
+	command -v e2fsck >/dev/null 2>&1 || { lr_log "warning: no e2fsck: cache device $1 mounted unchecked"; return 0; }
+	e2fsck -y "$1" >"$LR_RUN/e2fsck.log" 2>&1
+	rc=$?
+	[ $rc -le 3 ] && return 0
+	lr_log "cache device $1: e2fsck could not repair it (exit $rc): making it anew ($(tail -n 1 "$LR_RUN/e2fsck.log"))"
+	dd if=/dev/zero of="$1" bs=65536 count=1 2>/dev/null
+	lr_cache_disk "$1"
 }
 
 # A cache disk is set up on first use: formatted only when it is blank (its

@@ -15,6 +15,9 @@
 #  5. version 2 again: prefetch completes, then offline every file reads
 #     intact with v2's bytes; v2 fetched about its changed share only;
 #  6. version 1 offered again: refused (rollback), no command-line key.
+# Every boot ends like a power cut for the cache disk (the guests power
+# off without unmounting it): the hook's e2fsck must leave the kernel no
+# file-system error to find.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v debugfs >/dev/null || skip "debugfs not installed (e2fsprogs)"
@@ -135,4 +138,8 @@ VM_TIMEOUT=90 vm_boot "$log6" "root=lazyroot:http://10.0.2.100/ rd.lazyroot.cach
 	--disk-rw "$disk" --guestfwd "$fwdspec"
 expect "$log6" 'FATAL: lazyrootd refused .*rollback' "boot 6: version 1 was not refused after version 2"
 note "boot 6: $(grep -m1 -oE 'FATAL: .*' "$log6" | tr -d '\r' | cut -c1-160)"
+for l in "$log1" "$log2" "$log3" "$log4" "$log5" "$log6"; do
+	! grep -q 'EXT4-fs error' "$l" || { grep 'EXT4-fs error' "$l" | head -3; fail "$(basename "$l"): the kernel found errors on the cache disk"; }
+	! grep -q 'keeping .* I/O error' "$l" || fail "$(basename "$l"): the store could not write"
+done
 echo "PASS"

@@ -62,6 +62,8 @@ install() {
 	[[ -r $dracutsysrootdir$ca ]] && inst_simple "$ca" /etc/lazyroot/ca.pem
 	inst_simple "$moddir/lazyroot.sh" /lib/lazyroot/lazyroot.sh
 	inst_multiple mke2fs mount umount mkdir cat tail tr sleep setsid modprobe
+	# a cache disk (rd.lazyroot.cache=DEV|LABEL=|UUID=): found, checked, set up
+	inst_multiple -o e2fsck findfs od dd wc
 	inst_hook cmdline 90 "$moddir/parse-lazyroot.sh"
 	inst_script "$moddir/lazyrootroot.sh" /sbin/lazyrootroot
 	inst_hook pre-pivot 99 "$moddir/lazyroot-exitrd.sh"
