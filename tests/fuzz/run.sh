@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Run every libFuzzer target for FUZZ_SECONDS (default 20) each, from seeds
+# Run every libFuzzer target for FUZZ_SECONDS (default 15) each, from seeds
 # made now (a real manifest, real cachefiles messages) plus what earlier
 # runs on this machine found (build/fuzz-corpus). Any crash fails.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$top/build}
-secs=${FUZZ_SECONDS:-20}
+secs=${FUZZ_SECONDS:-15}
 command -v clang >/dev/null || { echo "SKIP: clang not installed (scripts/setup)"; exit 77; }
 make -s -C "$top" fuzz >"$BUILD/fuzz-build.log" 2>&1 || { cat "$BUILD/fuzz-build.log"; exit 1; }
 tool=$BUILD/host/image/lazyroot-image
