@@ -2,6 +2,7 @@
 #include "fixture.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -27,4 +28,20 @@ uint8_t *fixture_image(const char *path, size_t size)
 	}
 	close(fd);
 	return img;
+}
+
+void fixture_publish(struct fixture_pub *f, const char *dir, size_t size, uint32_t chunk_size)
+{
+	snprintf(f->image, sizeof(f->image), "%s/image", dir);
+	snprintf(f->pubdir, sizeof(f->pubdir), "%s/pub", dir);
+	snprintf(f->key, sizeof(f->key), "%s/key.pem", dir);
+	snprintf(f->pub, sizeof(f->pub), "%s/pub.pem", dir);
+	if (lr_keygen(f->key, f->pub) < 0)
+		abort();
+	f->img = fixture_image(f->image, size);
+	f->po = (struct lr_publish_opts){ .chunk_size = chunk_size, .image_version = 1,
+					  .key_path = f->key, .quiet = 1 };
+	if (lr_publish(f->image, f->pubdir, &f->po, &f->st) < 0)
+		abort();
+	snprintf(f->url, sizeof(f->url), "file://%s", f->pubdir);
 }

@@ -12,4 +12,17 @@
  * a test without its fixture has nothing to say. */
 uint8_t *fixture_image(const char *path, size_t size);
 
+#include "publish.h"
+
+/* In dir: a key pair, a fixture image of size bytes and its publish (as
+ * version 1, chunk_size) in dir/pub, with the options used (po) and the
+ * mirror's URL (file://). Aborts on failure. */
+struct fixture_pub {
+	char image[512], pubdir[512], key[512], pub[512], url[700];
+	uint8_t *img;
+	struct lr_publish_opts po;
+	struct lr_publish_stats st;
+};
+void fixture_publish(struct fixture_pub *f, const char *dir, size_t size, uint32_t chunk_size);
+
 #endif

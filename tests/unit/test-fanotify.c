@@ -217,7 +217,7 @@ static void parse_tests(void)
 
 int main(void)
 {
-	char image[512], pub_dir[512], key[512], pub[512], url[700], cmd[8192];
+	char url[700], cmd[8192];
 	struct lr_publish_stats st;
 	struct lr_daemon d;
 	uint32_t resp;
@@ -228,18 +228,12 @@ int main(void)
 		abort();
 	parse_tests();
 
-	snprintf(image, sizeof(image), "%s/image", dir);
-	snprintf(pub_dir, sizeof(pub_dir), "%s/pub", dir);
-	snprintf(key, sizeof(key), "%s/key.pem", dir);
-	snprintf(pub, sizeof(pub), "%s/pub.pem", dir);
-	if (lr_keygen(key, pub) < 0)
-		abort();
-	img = fixture_image(image, IMG_SIZE);
-	struct lr_publish_opts po = { .chunk_size = CS, .image_version = 1, .key_path = key,
-				      .quiet = 1 };
-	if (lr_publish(image, pub_dir, &po, &st) < 0)
-		abort();
-	snprintf(url, sizeof(url), "file://%s", pub_dir);
+	static struct fixture_pub fx;
+	fixture_publish(&fx, dir, IMG_SIZE, CS);
+	const char *image = fx.image, *pub_dir = fx.pubdir, *key = fx.key, *pub = fx.pub;
+	struct lr_publish_opts po = fx.po;
+	img = fx.img;
+	snprintf(url, sizeof(url), "%s", fx.url);
 
 	/* ---- serving events ---- */
 	daemon_up(&d, url, pub);

@@ -193,7 +193,7 @@ static void store_tests(void)
 
 int main(void)
 {
-	char image[512], pubdir[512], key[512], pub[512], url[700], path[700], cmd[1600];
+	char url[700], path[700], cmd[1600];
 	struct lr_publish_stats st;
 	struct lr_daemon d;
 
@@ -202,18 +202,12 @@ int main(void)
 		abort();
 	store_tests();
 
-	snprintf(image, sizeof(image), "%s/image", dir);
-	snprintf(pubdir, sizeof(pubdir), "%s/pub", dir);
-	snprintf(key, sizeof(key), "%s/key.pem", dir);
-	snprintf(pub, sizeof(pub), "%s/pub.pem", dir);
-	if (lr_keygen(key, pub) < 0)
-		abort();
-	img = fixture_image(image, IMG_SIZE);
-	struct lr_publish_opts po = { .chunk_size = CS, .image_version = 1, .key_path = key,
-				      .quiet = 1 };
-	if (lr_publish(image, pubdir, &po, &st) < 0)
-		abort();
-	snprintf(url, sizeof(url), "file://%s", pubdir);
+	static struct fixture_pub fx;
+	fixture_publish(&fx, dir, IMG_SIZE, CS);
+	const char *image = fx.image, *pubdir = fx.pubdir, *key = fx.key, *pub = fx.pub;
+	struct lr_publish_opts po = fx.po;
+	img = fx.img;
+	snprintf(url, sizeof(url), "%s", fx.url);
 
 	/* ---- prefetch to completion (cachefiles: into the store) ---- */
 	daemon_up(&d, url, pub);
