@@ -442,11 +442,6 @@ int lr_transport_set_local(struct lr_transport *t, int dirfd, const char *prefix
 	return 0;
 }
 
-unsigned lr_transport_background_pending(const struct lr_transport *t)
-{
-	return t->nbg;
-}
-
 int lr_transport_fetch_background(struct lr_transport *t, const char *name, size_t max,
 				  lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
 {

@@ -78,7 +78,6 @@ int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
 int lr_transport_fetch_background(struct lr_transport *t, const char *name, size_t max,
 				  lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
 unsigned lr_transport_background_max(const struct lr_transport *t);
-unsigned lr_transport_background_pending(const struct lr_transport *t);
 /*
  * A directory laid out like a published one, asked before the mirrors for
  * every object whose name starts with prefix ("chunks/": a persistent

@@ -303,7 +303,7 @@ int main(void)
 	fakedev_serve(&d, 2);
 	ok(fakedev_completed(2), "a READ that needed the network was served");
 	lr_daemon_tick(&d);
-	is(lr_transport_background_pending(d.tr), 0, "... and prefetch starts nothing right after it");
+	is(lr_daemon_background_jobs(&d), 0, "... and prefetch starts nothing right after it");
 	is(run_prefetch(&d) >= 0 && d.pf.state == LR_PF_COMPLETE, 1, "... but completes once it is quiet");
 	close(obj);
 	lr_daemon_fini(&d);
