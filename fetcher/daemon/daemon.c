@@ -687,6 +687,32 @@ static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 	set_local(d, c);
 }
 
+/* EROFS superblock: 1024 bytes in; feature_incompat at +0x50, whose bit 0
+ * (ZERO_PADDING) mkfs.erofs sets exactly when the image has compressed
+ * files. */
+#define LR_EROFS_SB_OFF 1024u
+#define LR_EROFS_SB_INCOMPAT (LR_EROFS_SB_OFF + 0x50u)
+#define LR_EROFS_INCOMPAT_ZERO_PADDING 0x1u
+
+/* 6.12's fscache read path hangs readers of compressed data that is partly
+ * present in the cache file, which is what re-reading after page-cache
+ * eviction finds (docs/architecture.md). Said once, when chunk 0 (verified)
+ * goes by: the operator can publish uncompressed or change kernels. */
+static void compressed_warning(struct lr_daemon *d, uint64_t c, const uint8_t *data, size_t len)
+{
+	if (c != 0 || d->sb_checked || len < LR_EROFS_SB_INCOMPAT + 4)
+		return;
+	d->sb_checked = 1;
+	uint32_t incompat = (uint32_t)data[LR_EROFS_SB_INCOMPAT] | (uint32_t)data[LR_EROFS_SB_INCOMPAT + 1] << 8 |
+			    (uint32_t)data[LR_EROFS_SB_INCOMPAT + 2] << 16 |
+			    (uint32_t)data[LR_EROFS_SB_INCOMPAT + 3] << 24;
+	if ((incompat & LR_EROFS_INCOMPAT_ZERO_PADDING) && d->be && strcmp(d->be->ops->name, "cachefiles") == 0)
+		log_warning("this image has compressed files: on kernels whose EROFS fscache path ends a "
+			    "compressed read twice (6.12 does), a reader re-reading evicted pages hangs; "
+			    "publish it with 'lazyroot-image build --compress none' for the cachefiles "
+			    "backend (docs/architecture.md)");
+}
+
 static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
 		       const void *data, size_t len, int background)
 {
@@ -695,6 +721,7 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 	lr_image_set_cached(&d->img, c); /* verified at least once */
 	if (!d->be)
 		return 0; /* verify mode */
+	compressed_warning(d, c, data, len);
 	keep_local(d, c, dg, data, len);
 	/* A prefetched chunk nobody reads now stays out of the memory cache
 	 * (it would evict chunks a reader is streaming through). */
@@ -727,6 +754,7 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 		return NULL;
 	}
 	d->stats.store_hits++;
+	compressed_warning(d, c, d->scratch, len);
 	return chunkbuf_put(d, c, d->scratch, len);
 }
 
