@@ -45,6 +45,9 @@ error_log $s/error.log;
 events { worker_connections 128; }
 http {
 	access_log $s/access.log;
+	# Per request over TLS: the connection and whether its session was
+	# resumed ("r") or a full handshake (".").
+	log_format tls '\$connection \$ssl_session_reused';
 	client_body_temp_path $s;
 	proxy_temp_path $s;
 	fastcgi_temp_path $s;
@@ -57,6 +60,8 @@ http {
 		server_name lazyroot.test;
 		ssl_certificate $s/server.pem;
 		ssl_certificate_key $s/server.key;
+		access_log $s/tls.log tls;
+		access_log $s/access.log;
 		root $root;
 	}
 }

@@ -870,6 +870,25 @@ static void schedule_reads(struct lr_daemon *d)
 			schedule_read(d, &d->reads[i]);
 }
 
+/* After switch_root a READ that misses is mostly a program starting or the
+ * next file of a directory, whose blocks mkfs.erofs laid out next to it:
+ * fetch the chunks after it too, at boot-order priority (demand keeps its
+ * reserved connections). Background prefetch fetches them later anyway;
+ * this brings them while a reader is there, for no round trip of its own.
+ * Before the switch only what the kernel asks is fetched: the initramfs
+ * stays lean. */
+static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
+{
+	if (!d->booted || !d->tr)
+		return;
+	for (uint64_t c = c1 + 1; c <= c1 + LR_NEIGHBOR_CHUNKS && c < d->img.nchunks; c++) {
+		if (chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c))
+			continue;
+		if (lr_daemon_prefetch_chunk(d, c, 1) < 0)
+			return;
+	}
+}
+
 /* A reader whose READ starts where its previous one ended is streaming:
  * fetch the next chunks before it asks, while at least half of the job
  * table stays free for demand reads. Isolated reads (mount, exec, random
@@ -879,8 +898,10 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	int sequential = off == d->last_end;
 
 	d->last_end = end;
-	if (!sequential)
+	if (!sequential) {
+		schedule_neighbors(d, c1);
 		return;
+	}
 	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
 		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
 			return;
@@ -1366,6 +1387,7 @@ int lr_daemon_run(struct lr_daemon *d)
 				if (c >= 0)
 					close(c);
 				log_info("the boot is done (lazyrootd booted)");
+				d->booted = 1;
 				lr_prefetch_start(d);
 			}
 		}

@@ -86,6 +86,7 @@ struct lr_daemon {
 	unsigned read_timeout_ms;
 	char volume_key[LR_KEY_MAX];
 	int have_object;
+	int booted;     /* `lazyrootd booted` came: the root is switched to */
 	int sb_checked; /* the superblock's features looked at (compressed_warning) */
 	uint32_t object_id;
 	struct lr_read reads[LR_READS_MAX];

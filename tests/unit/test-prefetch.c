@@ -100,6 +100,22 @@ static int run_prefetch(struct lr_daemon *d)
 	return stalls;
 }
 
+/* Run the loop until nothing is in flight (bounded). */
+static void settle(struct lr_daemon *d)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	for (int i = 0; i < 2000; i++) {
+		int t = lr_daemon_tick(d);
+		if (lr_transport_pending(d->tr) == 0)
+			break;
+		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+	}
+	close(ep);
+}
+
 /* One boot on a persistent store: the manifest, the kernel's object, and
  * prefetch to its end. The manifest's load result; the rest only when 0. */
 static int boot_store(struct lr_daemon *d, const char *url, const char *pubkey, const char *sdir,
@@ -474,6 +490,35 @@ int main(void)
 		lr_daemon_fini(&d);
 		fakedev_close();
 	}
+
+	/* ---- after switch_root a READ that misses brings its neighbours ---- */
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	snprintf(path, sizeof(path), "%s/chunks4", dir);
+	lr_daemon_use_store(&d, store_at(path));
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 0, 0); /* prefetch off: only demand and its neighbours */
+	fakedev_send_read(3, 10, 50 * CS, CS);
+	fakedev_serve(&d, 3);
+	settle(&d);
+	is(d.stats.chunks_fetched, 1, "before switch_root a READ fetches its chunk alone");
+	d.booted = 1; /* what `lazyrootd booted` sets */
+	fakedev_send_read(4, 10, 200 * CS, CS);
+	fakedev_serve(&d, 4);
+	settle(&d);
+	is(d.stats.chunks_fetched, 2 + LR_NEIGHBOR_CHUNKS, "after it, a READ that misses brings the chunks after it");
+	fetched = d.stats.chunks_fetched;
+	fakedev_send_read(5, 10, 201 * CS, LR_NEIGHBOR_CHUNKS * CS);
+	fakedev_serve(&d, 5);
+	settle(&d);
+	ok(fakedev_completed(5) && pread(obj, got, LR_NEIGHBOR_CHUNKS * CS, 201 * CS) == LR_NEIGHBOR_CHUNKS * CS &&
+		   memcmp(got, img + 201 * CS, LR_NEIGHBOR_CHUNKS * CS) == 0,
+	   "... whose READ gets the image's bytes");
+	is(d.stats.chunks_fetched - fetched, LR_READAHEAD_CHUNKS,
+	   "... without fetching them again (only the sequential read-ahead after them)");
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
 
 	/* ---- prefetch off, and no store: nothing in the background ---- */
 	daemon_up(&d, url, pub);
