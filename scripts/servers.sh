@@ -60,6 +60,8 @@ http {
 		server_name lazyroot.test;
 		ssl_certificate $s/server.pem;
 		ssl_certificate_key $s/server.key;
+		# nginx 1.23.4+'s default; Debian 12's 1.22 leaves TLS 1.3 out
+		ssl_protocols TLSv1.2 TLSv1.3;
 		access_log $s/tls.log tls;
 		access_log $s/access.log;
 		root $root;
