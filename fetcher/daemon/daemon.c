@@ -870,6 +870,12 @@ static void schedule_reads(struct lr_daemon *d)
 			schedule_read(d, &d->reads[i]);
 }
 
+/* Chunk c is here or on its way: nothing to fetch ahead for it. */
+static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
+{
+	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c);
+}
+
 /* After switch_root a READ that misses is mostly a program starting or the
  * next file of a directory, whose blocks mkfs.erofs laid out next to it:
  * fetch the chunks after it too, at boot-order priority (demand keeps its
@@ -882,7 +888,7 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
 	if (!d->booted || !d->tr)
 		return;
 	for (uint64_t c = c1 + 1; c <= c1 + LR_NEIGHBOR_CHUNKS && c < d->img.nchunks; c++) {
-		if (chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c))
+		if (chunk_on_hand(d, c))
 			continue;
 		if (lr_daemon_prefetch_chunk(d, c, 1) < 0)
 			return;
@@ -905,7 +911,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
 		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
 			return;
-		if (chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c))
+		if (chunk_on_hand(d, c))
 			continue;
 		struct lr_job *j = job_new(d, 0, c);
 		if (j && job_start(d, j) < 0)
