@@ -51,10 +51,12 @@ struct lr_kreq {
 
 /* Backend traits the daemon adapts to. */
 enum {
-	/* Writing verified bytes nobody asked for is safe and useful: the
-	 * daemon writes whole chunks and answers later requests for them at
-	 * once. (cachefiles must write only the asked-for pages: see
-	 * docs/architecture.md, the compressed-read stall on 6.12.) */
+	/* The written file is this boot's local copy of the image: the
+	 * daemon writes whole chunks, answers later requests for them at
+	 * once, and prefetch may fill it. (cachefiles writes whole chunks
+	 * only into objects of images without compressed files, and keeps
+	 * its local copy in the chunk store: docs/architecture.md, the
+	 * compressed-read stall on 6.12.) */
 	LR_BACKEND_WHOLE_CHUNKS = 1u << 0,
 	/* The kernel raises a request for every read, present data or not:
 	 * the daemon answers requests for data already written at once. */

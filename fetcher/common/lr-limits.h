@@ -75,6 +75,11 @@
 
 /* Chunks kept in flight ahead of a sequential reader. */
 #define LR_READAHEAD_CHUNKS 4u
+/* Where whole chunks go into the kernel's object, the window doubles while
+ * the reader streams, up to this many bytes: 2 MiB is 170 ms at 100 Mbit/s,
+ * so the one round trip per window (the kernel asks again only past it)
+ * costs little. */
+#define LR_READAHEAD_MAX_BYTES (2u * 1024 * 1024)
 /* After switch_root, chunks fetched after the one a non-sequential READ
  * missed (a program starting, the next file of a directory): a round trip
  * costs what 4 chunks take on a 100 Mbit/s, 20 ms link. */

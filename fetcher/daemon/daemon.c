@@ -297,6 +297,63 @@ static void set_local(struct lr_daemon *d, uint64_t c)
 	lr_prefetch_local(d, c);
 }
 
+/* The file the kernel reads is this boot's local copy (fanotify's image
+ * file); cachefiles' object is not: its local copy is the chunk store. */
+static int file_is_copy(const struct lr_daemon *d)
+{
+	return d->be && (d->be->traits & LR_BACKEND_WHOLE_CHUNKS);
+}
+
+static int written(const struct lr_daemon *d, uint64_t c)
+{
+	return d->written && (d->written[c / 8] >> (c % 8)) & 1;
+}
+
+static void mark_written(struct lr_daemon *d, uint64_t c)
+{
+	d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+	if (d->ra_trip == c + 1)
+		d->ra_trip = 0;
+	if (file_is_copy(d))
+		set_local(d, c);
+}
+
+/* Whole chunks may go into the kernel's object now: it is open (cachefiles
+ * opens it at the mount; fanotify's image file is there from the start). */
+static int object_open(const struct lr_daemon *d)
+{
+	return d->written && d->be->ops->object_size(d->be, d->object_id) == (int64_t)d->img.m.image_size;
+}
+
+/* Write verified chunk c whole into the kernel's object, once. 0, or
+ * -errno (logged by the caller's context: a READ fails or writes its own
+ * pages). */
+static int object_put(struct lr_daemon *d, uint64_t c, const void *data, size_t len)
+{
+	uint64_t off;
+	uint32_t clen;
+
+	if (!object_open(d) || written(d, c))
+		return 0;
+	if ((uintptr_t)data % LR_PAGE_SIZE) {
+		/* cachefiles' anon fd does direct I/O: page-aligned buffers
+		 * only (a transport's buffer is not). */
+		if (!d->scratch && posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
+			d->scratch = NULL;
+			return -ENOMEM;
+		}
+		memcpy(d->scratch, data, len);
+		data = d->scratch;
+	}
+	lr_image_chunk_range(&d->img, c, &off, &clen);
+	int e = d->be->ops->write(d->be, d->object_id, data, len, off);
+	if (e < 0)
+		return e;
+	d->stats.bytes_written += len;
+	mark_written(d, c);
+	return 0;
+}
+
 /* ---- reads ---- */
 
 static void dev_watch(struct lr_daemon *d, int on)
@@ -365,11 +422,6 @@ static struct lr_chunkbuf *chunkbuf_put(struct lr_daemon *d, uint64_t c, const v
 	return v;
 }
 
-static int written(const struct lr_daemon *d, uint64_t c)
-{
-	return d->written && (d->written[c / 8] >> (c % 8)) & 1;
-}
-
 /* Write the pages of chunk b that READ r asked for (or, for a whole-chunk
  * backend, all of b, once), mark it done, and complete r when it was the
  * last. The data is page aligned (chunk and image sizes are whole pages). */
@@ -397,10 +449,8 @@ static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_ch
 			return;
 		}
 		d->stats.bytes_written += hi - lo;
-		if (d->written) {
-			d->written[b->idx / 8] |= (uint8_t)(1u << (b->idx % 8));
-			set_local(d, b->idx);
-		}
+		if (d->written)
+			mark_written(d, b->idx);
 	}
 	r->done[bit / 8] |= (uint8_t)(1u << (bit % 8));
 	if (--r->left == 0)
@@ -649,42 +699,34 @@ static int reads_want(const struct lr_daemon *d, uint64_t c)
 	return 0;
 }
 
-/* Keep a verified chunk for this boot without the network: whole-chunk
- * backends write it into the image file at once, cachefiles puts it into
- * the local store (never into the kernel's object: docs/architecture.md). */
+/* Keep a verified chunk for this boot without the network: in the local
+ * store (kept across boots when it is on a disk), and whole in the kernel's
+ * object where that is safe (d->written): fanotify's image file, which is
+ * made anew every boot; cachefiles' object of an image without compressed
+ * files, so the kernel never asks for the chunk's other pages. */
 static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
 		       const void *data, size_t len)
 {
-	if (is_local(d, c))
-		return;
-	if (d->store && lr_chunkstore_has(d->store, dg, len)) {
-		lr_chunkstore_touch(d->store, dg); /* used by this boot: culling spares it */
-	} else if (d->store) {
-		/* Kept across boots when the store is on a disk (fanotify: the
-		 * image file is made anew every boot). */
-		int e = store_room(d, len) ? lr_chunkstore_put(d->store, dg, data, len) : -ENOSPC;
-		if (e == -ENOSPC && !d->written)
-			lr_prefetch_stop(d, "no room on the cache filesystem for the whole image "
-					    "next to the kernel's cache object");
-		else if (e < 0 && e != -ENOSPC)
-			log_error_errno(e, "keeping chunk %" PRIu64 " in the local store", c);
-		if (e < 0 && !d->written)
-			return;
-	}
-	if (d->written) {
-		uint64_t off;
-		uint32_t clen;
-		lr_image_chunk_range(&d->img, c, &off, &clen);
-		int e = d->be->ops->write(d->be, d->object_id, data, len, off);
-		if (e < 0) {
-			if (e == -ENOSPC)
-				lr_prefetch_stop(d, "the cache filesystem is full");
-			return; /* a READ writes what it needs, or fails, itself */
+	if (!is_local(d, c) && d->store) {
+		int e = 0;
+		if (lr_chunkstore_has(d->store, dg, len)) {
+			lr_chunkstore_touch(d->store, dg); /* used by this boot: culling spares it */
+		} else {
+			e = store_room(d, len) ? lr_chunkstore_put(d->store, dg, data, len) : -ENOSPC;
+			if (e == -ENOSPC && !file_is_copy(d))
+				lr_prefetch_stop(d, "no room on the cache filesystem for the whole image "
+						    "next to the kernel's cache object");
+			else if (e < 0 && e != -ENOSPC)
+				log_error_errno(e, "keeping chunk %" PRIu64 " in the local store", c);
 		}
-		d->stats.bytes_written += len;
-		d->written[c / 8] |= (uint8_t)(1u << (c % 8));
+		if (e == 0 && !file_is_copy(d))
+			set_local(d, c);
 	}
-	set_local(d, c);
+	/* The read-ahead window's tripwire waits in memory for its READ. */
+	int e = d->ra_trip == c + 1 ? 0 : object_put(d, c, data, len);
+	if (e == -ENOSPC)
+		lr_prefetch_stop(d, "the cache filesystem is full");
+	/* Other errors: a READ writes what it needs, or fails, itself. */
 }
 
 /* EROFS superblock: 1024 bytes in; feature_incompat at +0x50, whose bit 0
@@ -696,17 +738,29 @@ static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 
 /* 6.12's fscache read path hangs readers of compressed data that is partly
  * present in the cache file, which is what re-reading after page-cache
- * eviction finds (docs/architecture.md). Said once, when chunk 0 (verified)
- * goes by: the operator can publish uncompressed or change kernels. */
-static void compressed_warning(struct lr_daemon *d, uint64_t c, const uint8_t *data, size_t len)
+ * eviction, or writing whole chunks, creates (docs/architecture.md). Looked
+ * at once, when chunk 0 (verified) goes by. Without compressed files,
+ * cachefiles gets whole chunks: one READ brings all of a chunk, not only
+ * the pages it asked for. With them it gets exact pages, and a warning:
+ * the operator can publish uncompressed or change kernels. */
+static void superblock_features(struct lr_daemon *d, uint64_t c, const uint8_t *data, size_t len)
 {
-	if (c != 0 || d->sb_checked || len < LR_EROFS_SB_INCOMPAT + 4)
+	if (c != 0 || d->sb_checked || len < LR_EROFS_SB_INCOMPAT + 4 || !d->be)
 		return;
 	d->sb_checked = 1;
 	uint32_t incompat = (uint32_t)data[LR_EROFS_SB_INCOMPAT] | (uint32_t)data[LR_EROFS_SB_INCOMPAT + 1] << 8 |
 			    (uint32_t)data[LR_EROFS_SB_INCOMPAT + 2] << 16 |
 			    (uint32_t)data[LR_EROFS_SB_INCOMPAT + 3] << 24;
-	if ((incompat & LR_EROFS_INCOMPAT_ZERO_PADDING) && d->be && strcmp(d->be->ops->name, "cachefiles") == 0)
+	if (file_is_copy(d) || d->written)
+		return;
+	if (!(incompat & LR_EROFS_INCOMPAT_ZERO_PADDING)) {
+		d->written = calloc(d->img.nchunks / 8 + 1, 1);
+		if (d->written)
+			log_info("no compressed files in this image: verified chunks go whole into the "
+				 "kernel's cache object");
+		return; /* out of memory: exact pages still work */
+	}
+	if (strcmp(d->be->ops->name, "cachefiles") == 0)
 		log_warning("this image has compressed files: on kernels whose EROFS fscache path ends a "
 			    "compressed read twice (6.12 does), a reader re-reading evicted pages hangs; "
 			    "publish it with 'lazyroot-image build --compress none' for the cachefiles "
@@ -721,7 +775,7 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 	lr_image_set_cached(&d->img, c); /* verified at least once */
 	if (!d->be)
 		return 0; /* verify mode */
-	compressed_warning(d, c, data, len);
+	superblock_features(d, c, data, len);
 	keep_local(d, c, dg, data, len);
 	/* A prefetched chunk nobody reads now stays out of the memory cache
 	 * (it would evict chunks a reader is streaming through). */
@@ -754,7 +808,7 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 		return NULL;
 	}
 	d->stats.store_hits++;
-	compressed_warning(d, c, d->scratch, len);
+	superblock_features(d, c, d->scratch, len);
 	return chunkbuf_put(d, c, d->scratch, len);
 }
 
@@ -813,8 +867,7 @@ static int chunk_in_file(struct lr_daemon *d, uint64_t c)
 	lr_image_chunk_range(&d->img, c, &off, &len);
 	if (d->be->ops->present(d->be, off, len) != 1)
 		return 0;
-	d->written[c / 8] |= (uint8_t)(1u << (c % 8));
-	set_local(d, c);
+	mark_written(d, c);
 	return 1;
 }
 
@@ -870,10 +923,13 @@ static void schedule_reads(struct lr_daemon *d)
 			schedule_read(d, &d->reads[i]);
 }
 
-/* Chunk c is here or on its way: nothing to fetch ahead for it. */
+/* Chunk c is here or on its way: nothing to fetch ahead for it. (A chunk
+ * in the store but not in a whole-chunk object is not: bringing it into
+ * the object spares the kernel a READ.) */
 static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
 {
-	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c);
+	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) ||
+	       (is_local(d, c) && !object_open(d));
 }
 
 /* After switch_root a READ that misses is mostly a program starting or the
@@ -887,6 +943,11 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
 {
 	if (!d->booted || !d->tr)
 		return;
+	/* A READ right after them is a reader streaming on (their READs may
+	 * never come: they went into the object). */
+	d->ra_from = c1 + 1;
+	d->ra_last = c1 + LR_NEIGHBOR_CHUNKS;
+	d->ra_window = LR_NEIGHBOR_CHUNKS;
 	for (uint64_t c = c1 + 1; c <= c1 + LR_NEIGHBOR_CHUNKS && c < d->img.nchunks; c++) {
 		if (chunk_on_hand(d, c))
 			continue;
@@ -898,17 +959,40 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
 /* A reader whose READ starts where its previous one ended is streaming:
  * fetch the next chunks before it asks, while at least half of the job
  * table stays free for demand reads. Isolated reads (mount, exec, random
- * access) fetch nothing extra. */
-static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, uint64_t c1)
+ * access) fetch nothing extra.
+ *
+ * Where whole chunks go into the kernel's object, the kernel reads a window
+ * fetched ahead without asking, so its next READ lands inside or just past
+ * that window: streaming too. There the window doubles per READ up to
+ * LR_READAHEAD_MAX_BYTES, and its middle chunk is held back from the object
+ * (a tripwire): the READ for it, answered from memory, orders the next
+ * window while the reader still has half of this one to read. */
+static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, uint64_t c0, uint64_t c1)
 {
-	int sequential = off == d->last_end;
+	int sequential = off == d->last_end ||
+			 (d->written && d->ra_window && c0 >= d->ra_from && c0 <= d->ra_last + 1);
+	uint32_t max = LR_READAHEAD_CHUNKS;
 
 	d->last_end = end;
 	if (!sequential) {
+		d->ra_window = 0;
 		schedule_neighbors(d, c1);
 		return;
 	}
-	for (uint64_t c = c1 + 1; c <= c1 + LR_READAHEAD_CHUNKS && c < d->img.nchunks; c++) {
+	if (d->written && d->img.m.chunk_size && LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size > max)
+		max = LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size;
+	if (d->nchunkbufs / 2 < max) /* the window waits there for its READs too */
+		max = d->nchunkbufs / 2 > LR_READAHEAD_CHUNKS ? d->nchunkbufs / 2 : LR_READAHEAD_CHUNKS;
+	d->ra_window = d->written && d->ra_window ? (d->ra_window * 2 < max ? d->ra_window * 2 : max)
+						  : LR_READAHEAD_CHUNKS;
+	d->ra_from = c1 + 1;
+	d->ra_last = c1 + d->ra_window;
+	if (d->written && d->ra_window > LR_READAHEAD_CHUNKS) {
+		uint64_t trip = c1 + 1 + d->ra_window / 2;
+		if (trip < d->img.nchunks && !chunk_on_hand(d, trip))
+			d->ra_trip = trip + 1;
+	}
+	for (uint64_t c = c1 + 1; c <= d->ra_last && c < d->img.nchunks; c++) {
 		if (jobs_free(d) < LR_FETCH_SLOTS / 2)
 			return;
 		if (chunk_on_hand(d, c))
@@ -944,6 +1028,16 @@ static int handle_open(struct lr_daemon *d, const struct lr_kreq *req)
 	if (!d->have_object || d->be->ops->object_size(d->be, d->object_id) < 0) {
 		d->have_object = 1;
 		d->object_id = req->object_id;
+		if (d->written && !file_is_copy(d)) {
+			/* A new cachefiles object: what an earlier one held may
+			 * have been culled since. Chunks fetched before the mount
+			 * (boot-order list) go in now. */
+			memset(d->written, 0, d->img.nchunks / 8 + 1);
+			for (unsigned i = 0; i < d->nchunkbufs; i++)
+				if (d->chunks[i].used && object_put(d, d->chunks[i].idx, d->chunks[i].data,
+								    d->chunks[i].len) < 0)
+					break;
+		}
 	}
 	log_info("serving %s as object %" PRIu32 " (%" PRIu64 " bytes)", fsid, req->object_id,
 		 d->img.m.image_size);
@@ -995,9 +1089,9 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 		}
 	log_debug("READ %" PRIu32 ": %" PRIu64 "+%" PRIu64 " (chunks %" PRIu64 "-%" PRIu64 ")",
 		  req->msg_id, req->off, req->len, r->c0, r->c1);
-	uint64_t off = r->off, rend = r->end, c1 = r->c1;
+	uint64_t off = r->off, rend = r->end, c0 = r->c0, c1 = r->c1;
 	schedule_read(d, r);
-	schedule_readahead(d, off, rend, c1);
+	schedule_readahead(d, off, rend, c0, c1);
 	return 0;
 }
 
@@ -1038,16 +1132,25 @@ unsigned lr_daemon_background_jobs(const struct lr_daemon *d)
 
 int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 {
-	if (c >= d->img.nchunks || is_local(d, c) || job_find(d, 0, c) || chunk_in_file(d, c) ||
-	    chunkbuf_find(d, c))
+	if (c >= d->img.nchunks || job_find(d, 0, c) || chunk_in_file(d, c))
+		return 1;
+	/* What the boot will read next goes whole into the kernel's object
+	 * where that is safe, from memory or the store (a job reads it there,
+	 * verified again). Background prefetch only makes chunks local. */
+	struct lr_chunkbuf *b = chunkbuf_find(d, c);
+	if (b && ahead && object_open(d)) {
+		int e = object_put(d, c, b->data, b->len);
+		return e < 0 ? e : 1;
+	}
+	if (b || (is_local(d, c) && !(ahead && object_open(d))))
 		return 1;
 	/* Room checks are for prefetch; what the boot will read (ahead) is
 	 * fetched with whatever room there is (the memory cache at least). */
-	if (!ahead && !d->written && !d->store) {
+	if (!ahead && !file_is_copy(d) && !d->store) {
 		lr_prefetch_stop(d, "no local chunk store to keep the image in");
 		return -ENOSPC;
 	}
-	if (!ahead && d->written && d->be->ops->avail) {
+	if (!ahead && file_is_copy(d) && d->be->ops->avail) {
 		/* The image file grows with every chunk: prefetch must not take
 		 * the room demand reads will need. Only with room for all of
 		 * the rest. */

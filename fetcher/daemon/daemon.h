@@ -87,13 +87,21 @@ struct lr_daemon {
 	char volume_key[LR_KEY_MAX];
 	int have_object;
 	int booted;     /* `lazyrootd booted` came: the root is switched to */
-	int sb_checked; /* the superblock's features looked at (compressed_warning) */
+	int sb_checked; /* the superblock's features looked at (superblock_features) */
 	uint32_t object_id;
 	struct lr_read reads[LR_READS_MAX];
 	struct lr_job jobs[LR_FETCH_SLOTS];
 	uint64_t last_end; /* where the previous READ ended: streaming detection */
-	/* Whole-chunk backends: a bit per chunk written into the image file
-	 * (verified in this boot), so a request for it is answered at once. */
+	/* The window of chunks last fetched ahead (ra_from..ra_last), its size
+	 * in chunks (0: none), and the chunk of it held back from the object
+	 * (+1; 0: none) so that the kernel's READ for it says the reader got
+	 * there (whole-chunk objects: the kernel asks for nothing else in it). */
+	uint64_t ra_from, ra_last, ra_trip;
+	uint32_t ra_window;
+	/* Whole chunks written into the kernel's object (the fanotify image
+	 * file; cachefiles when the image has no compressed files): a bit per
+	 * chunk written in this boot, so a request for it is answered at once.
+	 * NULL: exact pages only (cachefiles, compressed image). */
 	uint8_t *written;
 	/* A bit per chunk this boot holds without the network (verified in
 	 * this boot): in the image file (whole-chunk backends) or in the local

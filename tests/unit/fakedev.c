@@ -90,6 +90,15 @@ void fakedev_send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64
 		abort();
 }
 
+void fakedev_send_close(uint32_t msg_id, uint32_t object_id)
+{
+	struct cachefiles_msg m = { .msg_id = msg_id, .opcode = CACHEFILES_OP_CLOSE, .len = sizeof(m),
+				    .object_id = object_id };
+
+	if (write(kside, &m, sizeof(m)) != sizeof(m))
+		abort();
+}
+
 int fakedev_write_raw(const void *buf, size_t len)
 {
 	return write(kside, buf, len) == (ssize_t)len ? 0 : -1;

@@ -18,6 +18,8 @@ void fakedev_attach(struct lr_daemon *d);
 void fakedev_send_open(uint32_t msg_id, uint32_t object_id, const char *vkey, const char *ckey,
 		       int fd);
 void fakedev_send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64_t len);
+/* The kernel releases the object (an unmount). */
+void fakedev_send_close(uint32_t msg_id, uint32_t object_id);
 /* Send raw bytes as one device message (malformed ones included). */
 int fakedev_write_raw(const void *buf, size_t len);
 /* What the daemon wrote back (a copen line), or "". */

@@ -62,11 +62,13 @@ vm_cleanup() {
 
 # The published test image, built once per inputs and shared by the tests
 # of a run: a signing key pair (and a second, untrusted one), the test root
-# published as a signed chunk store in $FIX/pub.
+# published as a signed chunk store in $FIX/pub. lz4-compressed, or with
+# `vm_fixture none` uncompressed (its own fixture).
 vm_fixture() {
-	local key tool=$BUILD/host/image/lazyroot-image
+	local key tool=$BUILD/host/image/lazyroot-image comp=${1:-lz4}
 	[ -x "$tool" ] || skip "lazyroot-image not built (make host)"
 	key=$(hash_inputs "$VM_TOP/tests/vm/make-test-root" "$tool" /bin/busybox)
+	[ "$comp" = lz4 ] || key=$key-$comp
 	FIX=$BUILD/vm-fixture/$key
 	if [ ! -s "$FIX/pub/lazyroot.manifest" ]; then
 		rm -rf "$FIX"
@@ -74,7 +76,7 @@ vm_fixture() {
 		"$tool" keygen -q "$FIX/key.pem" "$FIX/pub.pem"
 		"$tool" keygen -q "$FIX/other-key.pem" "$FIX/other-pub.pem"
 		"$VM_TOP/tests/vm/make-test-root" "$FIX/root" 64
-		"$tool" build -q --key "$FIX/key.pem" --version 1 --compress lz4 \
+		"$tool" build -q --key "$FIX/key.pem" --version 1 --compress "$comp" \
 			--keep-image "$FIX/image.erofs" "$FIX/root" "$FIX/pub.tmp"
 		md5sum "$FIX/root/data/big.bin" | cut -d' ' -f1 >"$FIX/big.md5"
 		md5sum "$FIX/root/data/other.bin" | cut -d' ' -f1 >"$FIX/other.md5"

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cachefiles objects and whole chunks: an image without compressed files
+ * gets every verified chunk whole (one READ, no more for the chunk's other
+ * pages; neighbours and chunks fetched before the mount go in without a
+ * READ at all); an image with compressed files gets exactly the pages a
+ * READ asked for (the 6.12 compressed-read stall: docs/architecture.md).
+ * Against the fake device, images published for real.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "fakedev.h"
+#include "fixture.h"
+#include "lr-file.h"
+#include "lr-limits.h"
+#include "lr-log.h"
+#include "publish.h"
+#include "tap.h"
+
+#define CS 65536u
+#define NCHUNKS 32u
+#define IMG_SIZE (NCHUNKS * CS)
+/* EROFS feature_incompat (superblock at 1024, +0x50); bit 0 marks an
+ * image with compressed files. */
+#define INCOMPAT_OFF (1024u + 0x50u)
+
+static char dir[] = "/tmp/lazyroot-tw-XXXXXX";
+
+static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
+{
+	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
+	char *pem;
+	size_t len;
+
+	memset(d, 0, sizeof(*d));
+	cfg.mirrors[cfg.nmirrors++] = url;
+	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
+		abort();
+	free(pem);
+	if (lr_daemon_init(d, &cfg) < 0 || lr_daemon_load_manifest(d) < 0)
+		abort();
+	fakedev_attach(d);
+	lr_prefetch_init(d, 0, 0);
+}
+
+/* Run the loop until nothing is in flight (bounded). */
+static void settle(struct lr_daemon *d)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	for (int i = 0; i < 2000; i++) {
+		int t = lr_daemon_tick(d);
+		if (lr_transport_pending(d->tr) == 0)
+			break;
+		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+	}
+	close(ep);
+}
+
+/* Bytes [off, off+len) of the object equal the image's. */
+static int object_has(int obj, const uint8_t *img, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int same = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len && memcmp(buf, img + off, len) == 0;
+
+	free(buf);
+	return same;
+}
+
+/* Bytes [off, off+len) of the object are a hole (zeros). */
+static int object_zero(int obj, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int zero = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len;
+
+	for (size_t i = 0; zero && i < len; i++)
+		zero = buf[i] == 0;
+	free(buf);
+	return zero;
+}
+
+int main(void)
+{
+	struct fixture_pub f;
+	struct lr_daemon d;
+	char cdir[600], cpub[700], curl[720], cmd[2200];
+
+	lr_log_setup("test-whole", -1, 0, getenv("LAZYROOT_TEST_VERBOSE") ? LR_LOG_DEBUG : 0);
+	if (lr_crypto_init() < 0 || !mkdtemp(dir))
+		abort();
+	fixture_publish(&f, dir, IMG_SIZE, CS);
+	if (f.img[INCOMPAT_OFF] & 1)
+		abort(); /* the pattern must read as "no compressed files" */
+
+	/* ---- no compressed files: whole chunks ---- */
+	daemon_up(&d, f.url, f.pub);
+	int obj = fakedev_open_image(&d, 1, 10);
+	fakedev_send_read(2, 10, 0, 4096); /* the superblock's page */
+	fakedev_serve(&d, 2);
+	ok(fakedev_completed(2) && object_has(obj, f.img, 0, CS),
+	   "a 4 KiB READ of chunk 0 writes all of chunk 0");
+	fakedev_send_read(3, 10, 5 * CS + 8192, 4096);
+	fakedev_serve(&d, 3);
+	ok(fakedev_completed(3) && object_has(obj, f.img, 5 * CS, CS), "... and of chunk 5 all of chunk 5");
+	is(d.stats.bytes_written, 2 * CS, "... each written once");
+	ok(object_zero(obj, CS, CS), "chunks nobody read stay holes");
+	uint64_t reads = d.stats.reads, fetched = d.stats.chunks_fetched;
+	fakedev_send_read(4, 10, 5 * CS + 4096, 4096); /* a racing READ of pages now present */
+	fakedev_serve(&d, 4);
+	ok(fakedev_completed(4) && d.stats.chunks_fetched == fetched && d.stats.reads == reads + 1,
+	   "a READ of a chunk already written is answered without a fetch");
+
+	/* After switch_root a miss brings its neighbours, and they go into
+	 * the object: the kernel never asks for them. */
+	d.booted = 1;
+	fakedev_send_read(5, 10, 10 * CS, 4096);
+	fakedev_serve(&d, 5);
+	settle(&d);
+	ok(object_has(obj, f.img, 10 * CS, (1 + LR_NEIGHBOR_CHUNKS) * CS),
+	   "after switch_root a miss writes its chunk and the %u after it", LR_NEIGHBOR_CHUNKS);
+
+	/* The reader streams on: its next READ lands just past them (it read
+	 * them without asking). The window doubles, and its middle chunk is
+	 * held back: the READ for it says the reader got there. */
+	uint64_t c = 11 + LR_NEIGHBOR_CHUNKS, w = 2 * LR_NEIGHBOR_CHUNKS, trip = c + 1 + w / 2;
+	fakedev_send_read(6, 10, c * CS, 4096);
+	fakedev_serve(&d, 6);
+	settle(&d);
+	ok(fakedev_completed(6) && object_has(obj, f.img, (c + 1) * CS, (trip - c - 1) * CS) &&
+		   object_has(obj, f.img, (trip + 1) * CS, (c + w - trip) * CS),
+	   "a READ right after them is streaming: the next %u chunks go into the object", (unsigned)w);
+	ok(object_zero(obj, trip * CS, CS), "... but for the one in the middle (chunk %u)", (unsigned)trip);
+	fetched = d.stats.chunks_fetched;
+	fakedev_send_read(7, 10, trip * CS, 8192);
+	fakedev_serve(&d, 7);
+	ok(fakedev_completed(7) && object_has(obj, f.img, trip * CS, CS),
+	   "its READ is answered from memory, the chunk written whole");
+	settle(&d);
+	uint64_t last = trip + 2 * w, trip2 = trip + 1 + w;
+	if (last >= NCHUNKS)
+		abort(); /* the fixture is too small for the test */
+	is(d.stats.chunks_fetched - fetched, last - (c + w), "... and orders the next window, twice as large");
+	ok(object_has(obj, f.img, (c + w + 1) * CS, (trip2 - c - w - 1) * CS) &&
+		   object_has(obj, f.img, (trip2 + 1) * CS, (last - trip2) * CS) && object_zero(obj, trip2 * CS, CS),
+	   "... into the object, but for its own middle chunk");
+	lr_daemon_fini(&d);
+	fakedev_close();
+	close(obj);
+
+	/* Chunks fetched before the kernel opened the object (a boot-order
+	 * list) go in at the OPEN. */
+	daemon_up(&d, f.url, f.pub);
+	is(lr_daemon_prefetch_chunk(&d, 0, 1), 0, "chunk 0 fetched ahead, before the mount");
+	is(lr_daemon_prefetch_chunk(&d, 7, 1), 0, "... and chunk 7");
+	settle(&d);
+	obj = fakedev_open_image(&d, 20, 11);
+	ok(object_has(obj, f.img, 0, CS) && object_has(obj, f.img, 7 * CS, CS),
+	   "both are in the object as soon as the kernel opens it");
+	fakedev_send_read(21, 11, 7 * CS, CS);
+	fakedev_serve(&d, 21);
+	ok(fakedev_completed(21) && d.stats.chunks_fetched == 2, "... and a READ of one completes with no fetch");
+	lr_daemon_fini(&d);
+	fakedev_close();
+	close(obj);
+
+	/* ---- compressed files: exactly the pages asked for ---- */
+	snprintf(cdir, sizeof(cdir), "%s/c", dir);
+	snprintf(cpub, sizeof(cpub), "%s/pub", cdir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s' '%s/image'", cdir, f.image, cdir);
+	if (system(cmd) != 0)
+		abort();
+	f.img[INCOMPAT_OFF] |= 1;
+	snprintf(cmd, sizeof(cmd), "%s/image", cdir);
+	int fd = open(cmd, O_WRONLY);
+	if (fd < 0 || pwrite(fd, &f.img[INCOMPAT_OFF], 1, INCOMPAT_OFF) != 1)
+		abort();
+	close(fd);
+	struct lr_publish_stats st;
+	if (lr_publish(cmd, cpub, &f.po, &st) < 0)
+		abort();
+	snprintf(curl, sizeof(curl), "file://%s", cpub);
+	daemon_up(&d, curl, f.pub);
+	obj = fakedev_open_image(&d, 30, 12);
+	fakedev_send_read(31, 12, 0, 4096);
+	fakedev_serve(&d, 31);
+	ok(fakedev_completed(31) && object_has(obj, f.img, 0, 4096) && object_zero(obj, 4096, CS - 4096),
+	   "compressed files: a 4 KiB READ of chunk 0 writes that page alone");
+	d.booted = 1;
+	fakedev_send_read(32, 12, 10 * CS + 4096, 4096);
+	fakedev_serve(&d, 32);
+	settle(&d);
+	ok(object_has(obj, f.img, 10 * CS + 4096, 4096) && object_zero(obj, 10 * CS + 8192, CS - 8192) &&
+		   object_zero(obj, 11 * CS, LR_NEIGHBOR_CHUNKS * CS),
+	   "... and after switch_root neither the rest of the chunk nor its neighbours");
+	is(d.stats.bytes_written, 2 * 4096, "... 2 pages written in all");
+	lr_daemon_fini(&d);
+	fakedev_close();
+	close(obj);
+
+	free(f.img);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return tap_done();
+}
