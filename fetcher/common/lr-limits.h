@@ -85,11 +85,13 @@
  * costs what 4 chunks take on a 100 Mbit/s, 20 ms link. */
 #define LR_NEIGHBOR_CHUNKS 3u
 
-/* Verified chunks kept in memory: a READ writes into the kernel's cache
- * object exactly the pages it asked for (see docs/architecture.md: writing
- * other pages of the object stalled boots on 6.12), so the rest of a
- * fetched chunk, and read-ahead chunks, wait here for the READs that want
- * them. Bounded in bytes; at least a few chunks whatever their size. */
+/* Verified chunks kept in memory: for a compressed image a READ writes into
+ * the kernel's cache object exactly the pages it asked for (see
+ * docs/architecture.md: writing other pages of the object stalled boots on
+ * 6.12), so the rest of a fetched chunk, and read-ahead chunks, wait here
+ * for the READs that want them; with whole chunks, the read-ahead window's
+ * tripwire waits here. Bounded in bytes; at least a few chunks whatever
+ * their size. */
 #define LR_CHUNK_CACHE_BYTES (4u * 1024 * 1024)
 /* The chunk being read plus its read-ahead, whatever the chunk size. */
 #define LR_CHUNK_CACHE_MIN (LR_READAHEAD_CHUNKS + 2u)

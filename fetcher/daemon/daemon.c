@@ -29,6 +29,14 @@
 #include "lr-log.h"
 #include "lr-util.h"
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -346,7 +354,9 @@ static int object_put(struct lr_daemon *d, uint64_t c, const void *data, size_t 
 		data = d->scratch;
 	}
 	lr_image_chunk_range(&d->img, c, &off, &clen);
+	uint64_t t0 = now_us();
 	int e = d->be->ops->write(d->be, d->object_id, data, len, off);
+	d->stats.us_object += now_us() - t0;
 	if (e < 0)
 		return e;
 	d->stats.bytes_written += len;
@@ -441,8 +451,10 @@ static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_ch
 		hi = lo; /* already in the file */
 	}
 	if (hi > lo) {
+		uint64_t t0 = now_us();
 		int e = d->be->ops->write(d->be, r->object_id, b->data + (lo - coff), (size_t)(hi - lo),
 					  lo);
+		d->stats.us_object += now_us() - t0;
 		if (e < 0) {
 			log_error_errno(e, "writing %" PRIu64 "+%" PRIu64 " into the cache", lo, hi - lo);
 			read_finish(d, r, 0);
@@ -538,8 +550,11 @@ static int job_check(const void *data, size_t len, void *ctx)
 	struct lr_job *j = ctx;
 	struct lr_daemon *d = j->d;
 	struct lr_digest got;
+	uint64_t t0 = now_us();
+	int bad = len != job_len(d, j) || lr_sha256(data, len, &got) < 0 || !lr_digest_eq(&got, &j->want);
 
-	if (len != job_len(d, j) || lr_sha256(data, len, &got) < 0 || !lr_digest_eq(&got, &j->want)) {
+	d->stats.us_verify += now_us() - t0;
+	if (bad) {
 		d->stats.digest_mismatches++;
 		log_error("%s %" PRIu64 "%s: %zu bytes that do not match the signed tree; trying "
 			  "the next mirror",
@@ -574,6 +589,21 @@ static int job_start(struct lr_daemon *d, struct lr_job *j)
 	}
 	if (r < 0)
 		return r;
+	/* Background prefetch of a chunk the local store holds already (a
+	 * file of its length under its digest): local now, without reading
+	 * it. A READ that takes it hashes it then (chunk_from_store), and a
+	 * file that fails is removed and fetched again. Hashing the whole
+	 * store at every boot would cost a warm boot a full read of the image
+	 * and, on one CPU, the boot's time. Not where the image file is the
+	 * boot's copy (fanotify): prefetch fills it, so that reads of it do
+	 * not depend on the daemon. 1: released, nothing to fetch. */
+	if (j->level == 0 && j->background == 1 && d->store && !file_is_copy(d) &&
+	    lr_chunkstore_has(d->store, &j->want, job_len(d, j))) {
+		lr_chunkstore_touch(d->store, &j->want); /* used by this boot: culling spares it */
+		set_local(d, j->idx);
+		j->used = 0;
+		return 1;
+	}
 	lr_object_path(&j->want, path);
 	if (j->background)
 		r = lr_transport_fetch_background(d->tr, path, job_len(d, j), job_check, job_done, j);
@@ -596,7 +626,7 @@ static void job_children(struct lr_daemon *d, uint32_t level, uint64_t idx, int 
 		if (!c->used || c->fetching || c->level != level - 1 || c->idx / LR_NODE_FANOUT != idx)
 			continue;
 		int e = err ? err : job_start(d, c);
-		if (e == 0)
+		if (e >= 0)
 			continue;
 		uint32_t cl = c->level;
 		uint64_t ci = c->idx;
@@ -707,8 +737,28 @@ static int reads_want(const struct lr_daemon *d, uint64_t c)
 static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
 		       const void *data, size_t len)
 {
+	/* The read-ahead window's tripwire waits in memory for its READ. */
+	int hold = d->ra_trip == c + 1;
+
+	/* A store for this boot only need not hold what the object holds:
+	 * one write per chunk instead of two (a file made, written and
+	 * renamed), and room for the whole image in a cache the size of the
+	 * image. */
+	if (!hold && d->store_boot_only && object_open(d) && !file_is_copy(d)) {
+		int e = object_put(d, c, data, len);
+		if (e == 0) {
+			set_local(d, c);
+			return;
+		}
+		if (e == -ENOSPC) {
+			lr_prefetch_stop(d, "the cache filesystem is full");
+			return;
+		}
+		/* other failures: the store keeps it */
+	}
 	if (!is_local(d, c) && d->store) {
 		int e = 0;
+		uint64_t t0 = now_us();
 		if (lr_chunkstore_has(d->store, dg, len)) {
 			lr_chunkstore_touch(d->store, dg); /* used by this boot: culling spares it */
 		} else {
@@ -721,9 +771,9 @@ static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 		}
 		if (e == 0 && !file_is_copy(d))
 			set_local(d, c);
+		d->stats.us_store_put += now_us() - t0;
 	}
-	/* The read-ahead window's tripwire waits in memory for its READ. */
-	int e = d->ra_trip == c + 1 ? 0 : object_put(d, c, data, len);
+	int e = hold ? 0 : object_put(d, c, data, len);
 	if (e == -ENOSPC)
 		lr_prefetch_stop(d, "the cache filesystem is full");
 	/* Other errors: a READ writes what it needs, or fails, itself. */
@@ -802,7 +852,10 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 		return NULL;
 	}
 	lr_image_chunk_range(&d->img, c, &off, &len);
-	if (lr_chunkstore_get(d->store, &dg, d->scratch, len) < 0) {
+	uint64_t t0 = now_us();
+	int e = lr_chunkstore_get(d->store, &dg, d->scratch, len);
+	d->stats.us_store_get += now_us() - t0;
+	if (e < 0) {
 		d->local[c / 8] &= (uint8_t)~(1u << (c % 8)); /* fetched again */
 		d->nlocal--;
 		return NULL;
@@ -924,12 +977,12 @@ static void schedule_reads(struct lr_daemon *d)
 }
 
 /* Chunk c is here or on its way: nothing to fetch ahead for it. (A chunk
- * in the store but not in a whole-chunk object is not: bringing it into
- * the object spares the kernel a READ.) */
+ * in the store waits there for its READ: bringing it into the object ahead
+ * would read and hash it for a reader that may never come, and on one CPU
+ * that is the boot's time.) */
 static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
 {
-	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) ||
-	       (is_local(d, c) && !object_open(d));
+	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c);
 }
 
 /* After switch_root a READ that misses is mostly a program starting or the
@@ -1134,15 +1187,14 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 {
 	if (c >= d->img.nchunks || job_find(d, 0, c) || chunk_in_file(d, c))
 		return 1;
-	/* What the boot will read next goes whole into the kernel's object
-	 * where that is safe, from memory or the store (a job reads it there,
-	 * verified again). Background prefetch only makes chunks local. */
+	/* What the boot will read next, in memory already, goes whole into
+	 * the kernel's object where that is safe. */
 	struct lr_chunkbuf *b = chunkbuf_find(d, c);
 	if (b && ahead && object_open(d)) {
 		int e = object_put(d, c, b->data, b->len);
 		return e < 0 ? e : 1;
 	}
-	if (b || (is_local(d, c) && !(ahead && object_open(d))))
+	if (b || is_local(d, c))
 		return 1;
 	/* Room checks are for prefetch; what the boot will read (ahead) is
 	 * fetched with whatever room there is (the memory cache at least). */
@@ -1181,6 +1233,8 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 		j->used = 0;
 		return r;
 	}
+	if (r == 1)
+		return 2; /* in the store already: local, no network */
 	/* The transport will read it from the store: no network (the rate
 	 * cap is for the network). */
 	uint64_t off;
@@ -1333,7 +1387,11 @@ int lr_daemon_verify_all(struct lr_daemon *d)
 			}
 			next++;
 		}
-		transport_wait(epfd, lr_daemon_tick(d));
+		int t = lr_daemon_tick(d);
+		/* The last chunks may have ended inside this tick: nothing to wait for. */
+		if (d->img.ncached >= d->img.nchunks || d->verify_err)
+			break;
+		transport_wait(epfd, t);
 	}
 	close(epfd);
 	return d->verify_err;
@@ -1354,7 +1412,8 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		"\nmanifest_bytes %" PRIu64 "\nnodes_fetched %" PRIu64 "\nnode_bytes %" PRIu64
 		"\nchunks_fetched %" PRIu64 "\nchunk_bytes %" PRIu64 "\nbytes_written %" PRIu64
 		"\ndigest_mismatches %" PRIu64 "\nreads_present %" PRIu64 "\nmeta_bytes %" PRIu64
-		"\nfetch_restarts %" PRIu64
+		"\nfetch_restarts %" PRIu64 "\nms_verify %" PRIu64 "\nms_store_put %" PRIu64
+		"\nms_store_get %" PRIu64 "\nms_object %" PRIu64
 		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
 		"\nfetches_failed %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
 		d->be ? d->be->ops->name : "none", d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
@@ -1364,7 +1423,8 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		d->stats.manifest_bytes, d->stats.nodes_fetched, d->stats.node_bytes,
 		d->stats.chunks_fetched, d->stats.chunk_bytes, d->stats.bytes_written,
 		d->stats.digest_mismatches, d->stats.reads_present, d->stats.meta_bytes,
-		d->stats.fetch_restarts,
+		d->stats.fetch_restarts, d->stats.us_verify / 1000, d->stats.us_store_put / 1000,
+		d->stats.us_store_get / 1000, d->stats.us_object / 1000,
 		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;

@@ -35,6 +35,11 @@ struct lr_stats {
 	uint64_t meta_bytes;        /* metadata written before the mount */
 	uint64_t fetch_restarts;    /* fetches started over after transient failures */
 	uint64_t store_hits;        /* chunks served from the local store */
+	/* Where the daemon's time goes (microseconds, wall clock, so time the
+	 * CPU gave others is in it): hashing fetched chunks and nodes,
+	 * keeping chunks in the store, reading (and hashing) them back from
+	 * it, writing into the kernel's object. */
+	uint64_t us_verify, us_store_put, us_store_get, us_object;
 };
 
 struct lr_read {
@@ -111,6 +116,9 @@ struct lr_daemon {
 	/* cachefiles: verified chunks beyond the pages the kernel asked for
 	 * (NULL: none; the 4 MiB memory cache only). */
 	struct lr_chunkstore *store;
+	/* The store lives for this boot only (no --store): what went whole
+	 * into the kernel's object is not kept there twice. */
+	int store_boot_only;
 	uint8_t *scratch; /* one chunk, page aligned: reads from the store */
 	struct lr_prefetch pf;
 	uint64_t last_demand_ms; /* when a READ last needed the network */

@@ -162,8 +162,8 @@ static void open_store(struct lr_daemon *d, const char *cachedir)
 		log_warning_errno(errno, "no local chunk store in %s/store (prefetch off)", cachedir);
 		return;
 	}
-	if (lr_chunkstore_open(&st, fd) == 0)
-		lr_daemon_use_store(d, st);
+	if (lr_chunkstore_open(&st, fd) == 0 && lr_daemon_use_store(d, st) == 0)
+		d->store_boot_only = 1;
 }
 
 int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, char *ready,

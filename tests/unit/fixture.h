@@ -7,7 +7,8 @@
 #include <stdint.h>
 
 /* Write size bytes of a pattern that differs in every byte of a 4 KiB
- * page and between pages (so a misplaced chunk never compares equal) to
+ * page and between pages, repeating every 256 pages (a chunk misplaced by
+ * less than 1 MiB never compares equal; chunks 1 MiB apart do) to
  * path; returns the bytes (malloc'ed) for comparisons. Aborts on failure:
  * a test without its fixture has nothing to say. */
 uint8_t *fixture_image(const char *path, size_t size);

@@ -239,10 +239,13 @@ int main(void)
 	is(run_prefetch(&d), 0, "prefetch never sleeps with work left and nothing in flight");
 	is(d.pf.state, LR_PF_COMPLETE, "prefetch completes");
 	is(d.nlocal, NCHUNKS, "... with every chunk local");
-	is(d.stats.chunk_bytes, IMG_SIZE, "... each fetched exactly once (1.00x the image)");
+	/* The fixture's pages repeat every 256 (fixture.c): chunks 256.. have
+	 * the digests of chunks 0.., found in the store, not fetched again. */
+	is(d.stats.chunk_bytes, (NCHUNKS < 256 ? NCHUNKS : 256) * CS,
+	   "... each distinct chunk fetched exactly once (<= 1.00x the image)");
 	/* No compressed files in the fixture: whole chunks into the object
 	 * too, so the kernel asks for none of them again (test-whole). */
-	is(d.stats.bytes_written, IMG_SIZE, "... and written whole into the kernel's object");
+	is(d.stats.bytes_written, d.stats.chunk_bytes, "... and written whole into the kernel's object");
 	char status[2048];
 	lr_daemon_status(&d, status, sizeof(status));
 	ok(strstr(status, "prefetch complete\n") && strstr(status, "network_needed 0\n"),
@@ -351,7 +354,18 @@ int main(void)
 		lr_transport_stats(d.tr, &ts);
 		is(d.pf.state, LR_PF_COMPLETE, "... the whole image local again");
 		is(ts.requests, 1, "... with one request over the network (the manifest)");
-		ok(ts.local_hits >= NCHUNKS, "... every chunk and node from the store, verified again");
+		ok(ts.local_hits > 0 && ts.local_hits < 20,
+		   "... the tree from the store (%llu nodes), the chunks not read: they are there",
+		   (unsigned long long)ts.local_hits);
+		/* A READ takes them from the store, hashed again then. */
+		uint64_t hits = d.stats.store_hits;
+		fakedev_send_read(3, 10, 0, IMG_SIZE);
+		fakedev_serve(&d, 3);
+		uint8_t *all = calloc(1, IMG_SIZE);
+		ok(fakedev_completed(3) && pread(obj, all, IMG_SIZE, 0) == IMG_SIZE &&
+			   memcmp(all, img, IMG_SIZE) == 0 && d.stats.store_hits - hits >= NCHUNKS - 1,
+		   "... a READ of the whole image is served from the store, every chunk verified");
+		free(all);
 		boot_end(&d, obj);
 	}
 	{

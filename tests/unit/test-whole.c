@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -21,6 +22,7 @@
 #include "lr-file.h"
 #include "lr-limits.h"
 #include "lr-log.h"
+#include "chunkstore.h"
 #include "publish.h"
 #include "tap.h"
 
@@ -171,6 +173,41 @@ int main(void)
 	lr_daemon_fini(&d);
 	fakedev_close();
 	close(obj);
+
+	/* ---- a store for this boot only (no --store): the object holds the
+	 * chunks, the store not a second copy; prefetch fills the object ---- */
+	{
+		char sdir[700];
+		snprintf(sdir, sizeof(sdir), "%s/store", dir);
+		daemon_up(&d, f.url, f.pub);
+		mkdir(sdir, 0700);
+		struct lr_chunkstore *st;
+		int sfd = open(sdir, O_RDONLY | O_DIRECTORY);
+		if (sfd < 0 || lr_chunkstore_open(&st, sfd) < 0 || lr_daemon_use_store(&d, st) < 0)
+			abort();
+		d.store_boot_only = 1; /* what serve.c sets for CACHEDIR/store */
+		obj = fakedev_open_image(&d, 40, 13);
+		fakedev_send_read(41, 13, 0, 4096); /* the mount's superblock read */
+		fakedev_serve(&d, 41);
+		fakedev_send_read(42, 13, 3 * CS, 4096);
+		fakedev_serve(&d, 42);
+		ok(fakedev_completed(42) && object_has(obj, f.img, 3 * CS, CS),
+		   "boot-only store: a READ's chunk goes whole into the object");
+		lr_prefetch_init(&d, 1, 0);
+		lr_prefetch_start(&d);
+		for (int i = 0; i < 1000 && d.pf.state == LR_PF_RUNNING; i++) {
+			settle(&d);
+			usleep(5000); /* prefetch waits for a quiet spell after demand */
+		}
+		ok(d.pf.state == LR_PF_COMPLETE && object_has(obj, f.img, 0, IMG_SIZE),
+		   "... prefetch completes with the whole image in the object");
+		is(d.stats.chunk_bytes, IMG_SIZE, "... every chunk fetched once");
+		snprintf(cmd, sizeof(cmd), "test -z \"$(find '%s' -type f -size +1k)\"", sdir);
+		ok(system(cmd) == 0, "... and no chunk kept a second time in the store");
+		lr_daemon_fini(&d);
+		fakedev_close();
+		close(obj);
+	}
 
 	/* ---- compressed files: exactly the pages asked for ---- */
 	snprintf(cdir, sizeof(cdir), "%s/c", dir);
