@@ -44,6 +44,9 @@
  * When full, the daemon stops taking kernel requests until one ends. */
 #define LR_FETCH_SLOTS 256u
 
+/* libcurl's receive buffer per transfer: one default chunk (64 KiB). */
+#define LR_XFER_BUFFER_BYTES 65536L
+
 /* Transfers in flight at once: enough to fill a 100 Mbit/s, 20 ms link with
  * 64 KiB chunks (bandwidth-delay product 250 KB), few enough for a small
  * server and bounded buffers (each holds one chunk, at most 1 MiB). */

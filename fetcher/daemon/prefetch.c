@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "chunkstore.h"
 #include "daemon.h"
 #include "lr-limits.h"
 #include "lr-log.h"
@@ -114,6 +115,16 @@ void lr_prefetch_fetched(struct lr_daemon *d, uint64_t c, int err, uint32_t len)
 static void progress(struct lr_daemon *d, uint64_t now)
 {
 	struct lr_prefetch *p = &d->pf;
+
+	/* A store on a disk keeps what prefetch fetched: a power cut loses
+	 * at most the chunks of the last progress interval (chunk files are
+	 * not synced one by one). */
+	if (d->store && !d->store_boot_only && p->bytes != p->synced_bytes) {
+		int e = lr_chunkstore_sync(d->store);
+		if (e < 0)
+			log_warning_errno(e, "syncing the local store");
+		p->synced_bytes = p->bytes;
+	}
 	double secs = (double)(now - p->start_ms) / 1000;
 	double rate = secs > 0 ? (double)p->bytes / secs : 0;
 	uint64_t left = d->img.m.image_size - local_bytes(d);

@@ -31,6 +31,7 @@ struct lr_prefetch {
 	uint64_t pass_started; /* fetches started in this pass */
 	uint64_t start_ms, done_ms, last_log_ms, ready_ms;
 	uint64_t bytes;      /* fetched by prefetch */
+	uint64_t synced_bytes; /* ... of which the store was synced after */
 	uint64_t errors;     /* prefetch fetches that failed */
 	uint64_t tokens_at_ms;
 	double tokens;       /* rate cap: bytes that may start now */

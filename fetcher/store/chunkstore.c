@@ -192,9 +192,15 @@ int lr_chunkstore_put_file(struct lr_chunkstore *s, const char *name, const void
 	/* Chunks are not synced: a torn one after a power cut fails get()'s
 	 * hash and is fetched again; the rename only keeps a live writer's
 	 * partial file from being taken for a whole one. What must survive a
-	 * power cut (the highest version booted) is durable. */
+	 * power cut (the highest version booted) is durable. But their
+	 * write-out starts now, without waiting for it: ext4 allocates
+	 * delayed blocks only at write-out (up to 30 s later), so a power cut
+	 * lost every chunk of the last half minute as an empty file; started
+	 * now, the next journal commit (5 s) keeps them. */
 	if (durable && r == 0 && fdatasync(fd) < 0)
 		r = lr_neg_errno();
+	else if (!durable && r == 0)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: failure costs nothing */
 	if (close(fd) < 0 && r == 0)
 		r = lr_neg_errno();
 	if (r == 0 && renameat(s->dirfd, tmp, s->dirfd, name) < 0)
@@ -204,6 +210,11 @@ int lr_chunkstore_put_file(struct lr_chunkstore *s, const char *name, const void
 	if (r < 0)
 		unlinkat(s->dirfd, tmp, 0);
 	return r;
+}
+
+int lr_chunkstore_sync(struct lr_chunkstore *s)
+{
+	return syncfs(s->dirfd) < 0 ? lr_neg_errno() : 0;
 }
 
 int lr_chunkstore_touch(struct lr_chunkstore *s, const struct lr_digest *dg)

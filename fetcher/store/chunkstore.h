@@ -48,6 +48,9 @@ int lr_chunkstore_put_file(struct lr_chunkstore *s, const char *name, const void
 			   size_t len, int durable);
 int lr_chunkstore_get_file(struct lr_chunkstore *s, const char *name, void *buf, size_t max,
 			   size_t *len);
+/* Make what was put so far survive a power cut (syncfs: one wait for the
+ * whole file system, not one per chunk). 0 or -errno. */
+int lr_chunkstore_sync(struct lr_chunkstore *s);
 /* The store's directory (for the transport to read it like a mirror). */
 int lr_chunkstore_dirfd(const struct lr_chunkstore *s);
 /* Mark a stored chunk as used now (its mtime): what culling spares. */
