@@ -406,6 +406,12 @@ static struct lr_chunkbuf *chunkbuf_find(struct lr_daemon *d, uint64_t c)
 	return NULL;
 }
 
+static void chunkbuf_drop(struct lr_daemon *d, struct lr_chunkbuf *b)
+{
+	(void)d;
+	b->used = 0;
+}
+
 static struct lr_chunkbuf *chunkbuf_put(struct lr_daemon *d, uint64_t c, const void *data,
 					 uint32_t len)
 {
@@ -1022,8 +1028,11 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
  * window while the reader still has half of this one to read. */
 static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, uint64_t c0, uint64_t c1)
 {
+	/* (fanotify raises an event for every read, written or not: there
+	 * the plain test sees a stream, and nothing is held back.) */
+	int grow = d->written && !file_is_copy(d);
 	int sequential = off == d->last_end ||
-			 (d->written && d->ra_window && c0 >= d->ra_from && c0 <= d->ra_last + 1);
+			 (grow && d->ra_window && c0 >= d->ra_from && c0 <= d->ra_last + 1);
 	uint32_t max = LR_READAHEAD_CHUNKS;
 
 	d->last_end = end;
@@ -1032,15 +1041,15 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 		schedule_neighbors(d, c1);
 		return;
 	}
-	if (d->written && d->img.m.chunk_size && LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size > max)
+	if (grow && d->img.m.chunk_size && LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size > max)
 		max = LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size;
 	if (d->nchunkbufs / 2 < max) /* the window waits there for its READs too */
 		max = d->nchunkbufs / 2 > LR_READAHEAD_CHUNKS ? d->nchunkbufs / 2 : LR_READAHEAD_CHUNKS;
-	d->ra_window = d->written && d->ra_window ? (d->ra_window * 2 < max ? d->ra_window * 2 : max)
-						  : LR_READAHEAD_CHUNKS;
+	d->ra_window = grow && d->ra_window ? (d->ra_window * 2 < max ? d->ra_window * 2 : max)
+					    : LR_READAHEAD_CHUNKS;
 	d->ra_from = c1 + 1;
 	d->ra_last = c1 + d->ra_window;
-	if (d->written && d->ra_window > LR_READAHEAD_CHUNKS) {
+	if (grow && d->ra_window > LR_READAHEAD_CHUNKS) {
 		uint64_t trip = c1 + 1 + d->ra_window / 2;
 		if (trip < d->img.nchunks && !chunk_on_hand(d, trip))
 			d->ra_trip = trip + 1;
@@ -1187,15 +1196,27 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 {
 	if (c >= d->img.nchunks || job_find(d, 0, c) || chunk_in_file(d, c))
 		return 1;
-	/* What the boot will read next, in memory already, goes whole into
-	 * the kernel's object where that is safe. */
+	/* In memory already (verified): what the boot will read next goes
+	 * whole into the kernel's object where that is safe; prefetch keeps
+	 * it like a fetched chunk (a read-ahead tripwire whose READ never
+	 * came waits there, local nowhere else). */
 	struct lr_chunkbuf *b = chunkbuf_find(d, c);
 	if (b && ahead && object_open(d)) {
 		int e = object_put(d, c, b->data, b->len);
 		return e < 0 ? e : 1;
 	}
-	if (b || is_local(d, c))
+	if (b && !ahead && (d->ra_trip == c + 1 || !is_local(d, c))) {
+		struct lr_digest dg;
+		d->ra_trip = d->ra_trip == c + 1 ? 0 : d->ra_trip;
+		if (lr_image_expected(&d->img, 0, c, &dg) == 0)
+			keep_local(d, c, &dg, b->data, b->len);
+		if (is_local(d, c))
+			return 1;
+	}
+	if ((b && ahead) || is_local(d, c))
 		return 1;
+	if (b) /* kept nowhere: fetched again, and kept then */
+		chunkbuf_drop(d, b);
 	/* Room checks are for prefetch; what the boot will read (ahead) is
 	 * fetched with whatever room there is (the memory cache at least). */
 	if (!ahead && !file_is_copy(d) && !d->store) {

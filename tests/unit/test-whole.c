@@ -99,9 +99,26 @@ int main(void)
 	lr_log_setup("test-whole", -1, 0, getenv("LAZYROOT_TEST_VERBOSE") ? LR_LOG_DEBUG : 0);
 	if (lr_crypto_init() < 0 || !mkdtemp(dir))
 		abort();
-	fixture_publish(&f, dir, IMG_SIZE, CS);
-	if (f.img[INCOMPAT_OFF] & 1)
-		abort(); /* the pattern must read as "no compressed files" */
+	/* Every chunk distinct (fixture_image repeats every 1 MiB: identical
+	 * chunks share a digest and one stored copy, which would blur what
+	 * these tests count). */
+	fixture_publish(&f, dir, 4096, 4096); /* the key pair and paths */
+	free(f.img);
+	f.img = malloc(IMG_SIZE);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < IMG_SIZE; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		f.img[i] = (uint8_t)x;
+	}
+	f.img[INCOMPAT_OFF] &= (uint8_t)~1u; /* "no compressed files" */
+	int ifd = open(f.image, O_WRONLY | O_TRUNC);
+	if (!f.img || ifd < 0 || write(ifd, f.img, IMG_SIZE) != (ssize_t)IMG_SIZE)
+		abort();
+	close(ifd);
+	f.po.chunk_size = CS;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f.pubdir);
+	if (system(cmd) != 0 || lr_publish(f.image, f.pubdir, &f.po, &f.st) < 0)
+		abort();
 
 	/* ---- no compressed files: whole chunks ---- */
 	daemon_up(&d, f.url, f.pub);
@@ -193,6 +210,17 @@ int main(void)
 		fakedev_serve(&d, 42);
 		ok(fakedev_completed(42) && object_has(obj, f.img, 3 * CS, CS),
 		   "boot-only store: a READ's chunk goes whole into the object");
+		/* A streaming reader after switch_root leaves a tripwire held
+		 * in memory whose READ never comes: prefetch must still end. */
+		d.booted = 1;
+		fakedev_send_read(43, 13, 10 * CS, 4096);
+		fakedev_serve(&d, 43);
+		settle(&d);
+		fakedev_send_read(44, 13, (11 + LR_NEIGHBOR_CHUNKS) * CS, 4096);
+		fakedev_serve(&d, 44);
+		settle(&d);
+		ok(d.ra_trip != 0, "... a streaming reader leaves a chunk held back (chunk %llu)",
+		   (unsigned long long)d.ra_trip - 1);
 		lr_prefetch_init(&d, 1, 0);
 		lr_prefetch_start(&d);
 		for (int i = 0; i < 1000 && d.pf.state == LR_PF_RUNNING; i++) {
@@ -202,8 +230,8 @@ int main(void)
 		ok(d.pf.state == LR_PF_COMPLETE && object_has(obj, f.img, 0, IMG_SIZE),
 		   "... prefetch completes with the whole image in the object");
 		is(d.stats.chunk_bytes, IMG_SIZE, "... every chunk fetched once");
-		snprintf(cmd, sizeof(cmd), "test -z \"$(find '%s' -type f -size +1k)\"", sdir);
-		ok(system(cmd) == 0, "... and no chunk kept a second time in the store");
+		snprintf(cmd, sizeof(cmd), "test \"$(find '%s' -type f -size +1k | wc -l)\" -le 1", sdir);
+		ok(system(cmd) == 0, "... and no chunk kept a second time in the store (but the held-back one)");
 		lr_daemon_fini(&d);
 		fakedev_close();
 		close(obj);
