@@ -146,6 +146,21 @@ void fakedev_serve(struct lr_daemon *d, uint32_t msg_id)
 	close(ep);
 }
 
+void fakedev_settle(struct lr_daemon *d)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	for (int i = 0; i < 2000; i++) {
+		int t = lr_daemon_tick(d);
+		if (lr_transport_pending(d->tr) == 0)
+			break;
+		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
+	}
+	close(ep);
+}
+
 int fakedev_open_image(struct lr_daemon *d, uint32_t msg_id, uint32_t object_id)
 {
 	char vkey[128];

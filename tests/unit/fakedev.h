@@ -31,6 +31,8 @@ void fakedev_withdraw(uint32_t msg_id);
 int fakedev_withdrawn_tried(void);
 /* Drain the device, then run the loop until msg_id completes (<= 5 s). */
 void fakedev_serve(struct lr_daemon *d, uint32_t msg_id);
+/* Run the daemon's loop until nothing is in flight (<= 2000 rounds). */
+void fakedev_settle(struct lr_daemon *d);
 /* Open the daemon's image as object `object_id` on a new memfd; returns it. */
 int fakedev_open_image(struct lr_daemon *d, uint32_t msg_id, uint32_t object_id);
 void fakedev_close(void);

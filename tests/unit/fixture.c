@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "lr-file.h"
 
 uint8_t *fixture_image(const char *path, size_t size)
 {
@@ -44,4 +47,19 @@ void fixture_publish(struct fixture_pub *f, const char *dir, size_t size, uint32
 	if (lr_publish(f->image, f->pubdir, &f->po, &f->st) < 0)
 		abort();
 	snprintf(f->url, sizeof(f->url), "file://%s", f->pubdir);
+}
+
+void fixture_daemon(struct lr_daemon *d, const char *url, const char *pubkey)
+{
+	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
+	char *pem;
+	size_t len;
+
+	memset(d, 0, sizeof(*d));
+	cfg.mirrors[cfg.nmirrors++] = url;
+	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
+		abort();
+	free(pem);
+	if (lr_daemon_init(d, &cfg) < 0)
+		abort();
 }

@@ -26,4 +26,10 @@ struct fixture_pub {
 };
 void fixture_publish(struct fixture_pub *f, const char *dir, size_t size, uint32_t chunk_size);
 
+#include "daemon.h"
+
+/* d initialised for one mirror (url) and one trusted key (pubkey, a PEM
+ * file); 5 s READ deadline, 1 s fetch timeout. Aborts on failure. */
+void fixture_daemon(struct lr_daemon *d, const char *url, const char *pubkey);
+
 #endif

@@ -43,24 +43,9 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void daemon_init(struct lr_daemon *d, const char *url, const char *pubkey)
-{
-	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
-	char *pem;
-	size_t len;
-
-	memset(d, 0, sizeof(*d));
-	cfg.mirrors[cfg.nmirrors++] = url;
-	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
-		abort();
-	free(pem);
-	if (lr_daemon_init(d, &cfg) < 0)
-		abort();
-}
-
 static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
 {
-	daemon_init(d, url, pubkey);
+	fixture_daemon(d, url, pubkey);
 	if (lr_daemon_load_manifest(d) < 0)
 		abort();
 }
@@ -100,28 +85,12 @@ static int run_prefetch(struct lr_daemon *d)
 	return stalls;
 }
 
-/* Run the loop until nothing is in flight (bounded). */
-static void settle(struct lr_daemon *d)
-{
-	int ep = epoll_create1(0);
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
-
-	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
-	for (int i = 0; i < 2000; i++) {
-		int t = lr_daemon_tick(d);
-		if (lr_transport_pending(d->tr) == 0)
-			break;
-		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
-	}
-	close(ep);
-}
-
 /* One boot on a persistent store: the manifest, the kernel's object, and
  * prefetch to its end. The manifest's load result; the rest only when 0. */
 static int boot_store(struct lr_daemon *d, const char *url, const char *pubkey, const char *sdir,
 		      int *obj)
 {
-	daemon_init(d, url, pubkey);
+	fixture_daemon(d, url, pubkey);
 	lr_daemon_use_store(d, store_at(sdir));
 	int r = lr_daemon_load_manifest(d);
 	if (r < 0)
@@ -401,7 +370,7 @@ int main(void)
 	}
 	{
 		/* Anti-rollback without a command line: v1 is refused now. */
-		daemon_init(&d, url, pub);
+		fixture_daemon(&d, url, pub);
 		lr_daemon_use_store(&d, store_at(sdir));
 		is(lr_daemon_load_manifest(&d), -ESTALE, "v1 refused after v2 was booted on this machine");
 		lr_daemon_fini(&d);
@@ -411,7 +380,7 @@ int main(void)
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", pub2);
 		if (system(cmd) != 0)
 			abort();
-		daemon_init(&d, url2, pub);
+		fixture_daemon(&d, url2, pub);
 		lr_daemon_use_store(&d, store_at(sdir));
 		is(lr_daemon_load_manifest(&d), 0, "offline: the local copy of the manifest is taken");
 		is(d.img.m.image_version, 2, "... the newest one");
@@ -523,17 +492,17 @@ int main(void)
 	lr_prefetch_init(&d, 0, 0); /* prefetch off: only demand and its neighbours */
 	fakedev_send_read(3, 10, 50 * CS, CS);
 	fakedev_serve(&d, 3);
-	settle(&d);
+	fakedev_settle(&d);
 	is(d.stats.chunks_fetched, 1, "before switch_root a READ fetches its chunk alone");
 	d.booted = 1; /* what `lazyrootd booted` sets */
 	fakedev_send_read(4, 10, 200 * CS, CS);
 	fakedev_serve(&d, 4);
-	settle(&d);
+	fakedev_settle(&d);
 	is(d.stats.chunks_fetched, 2 + LR_NEIGHBOR_CHUNKS, "after it, a READ that misses brings the chunks after it");
 	fetched = d.stats.chunks_fetched;
 	fakedev_send_read(5, 10, 201 * CS, LR_NEIGHBOR_CHUNKS * CS);
 	fakedev_serve(&d, 5);
-	settle(&d);
+	fakedev_settle(&d);
 	ok(fakedev_completed(5) && pread(obj, got, LR_NEIGHBOR_CHUNKS * CS, 201 * CS) == LR_NEIGHBOR_CHUNKS * CS &&
 		   memcmp(got, img + 201 * CS, LR_NEIGHBOR_CHUNKS * CS) == 0,
 	   "... whose READ gets the image's bytes");

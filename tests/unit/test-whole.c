@@ -37,35 +37,11 @@ static char dir[] = "/tmp/lazyroot-tw-XXXXXX";
 
 static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
 {
-	struct lr_daemon_config cfg = { .read_timeout_ms = 5000, .fetch_timeout_ms = 1000 };
-	char *pem;
-	size_t len;
-
-	memset(d, 0, sizeof(*d));
-	cfg.mirrors[cfg.nmirrors++] = url;
-	if (lr_read_file(pubkey, 8192, &pem, &len) < 0 || lr_keyring_add_pem(&d->keys, pem, len) < 0)
-		abort();
-	free(pem);
-	if (lr_daemon_init(d, &cfg) < 0 || lr_daemon_load_manifest(d) < 0)
+	fixture_daemon(d, url, pubkey);
+	if (lr_daemon_load_manifest(d) < 0)
 		abort();
 	fakedev_attach(d);
 	lr_prefetch_init(d, 0, 0);
-}
-
-/* Run the loop until nothing is in flight (bounded). */
-static void settle(struct lr_daemon *d)
-{
-	int ep = epoll_create1(0);
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = lr_transport_fd(d->tr) };
-
-	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
-	for (int i = 0; i < 2000; i++) {
-		int t = lr_daemon_tick(d);
-		if (lr_transport_pending(d->tr) == 0)
-			break;
-		epoll_wait(ep, &ev, 1, t < 0 || t > 10 ? 10 : t);
-	}
-	close(ep);
 }
 
 /* Bytes [off, off+len) of the object equal the image's. */
@@ -143,7 +119,7 @@ int main(void)
 	d.booted = 1;
 	fakedev_send_read(5, 10, 10 * CS, 4096);
 	fakedev_serve(&d, 5);
-	settle(&d);
+	fakedev_settle(&d);
 	ok(object_has(obj, f.img, 10 * CS, (1 + LR_NEIGHBOR_CHUNKS) * CS),
 	   "after switch_root a miss writes its chunk and the %u after it", LR_NEIGHBOR_CHUNKS);
 
@@ -153,7 +129,7 @@ int main(void)
 	uint64_t c = 11 + LR_NEIGHBOR_CHUNKS, w = 2 * LR_NEIGHBOR_CHUNKS, trip = c + 1 + w / 2;
 	fakedev_send_read(6, 10, c * CS, 4096);
 	fakedev_serve(&d, 6);
-	settle(&d);
+	fakedev_settle(&d);
 	ok(fakedev_completed(6) && object_has(obj, f.img, (c + 1) * CS, (trip - c - 1) * CS) &&
 		   object_has(obj, f.img, (trip + 1) * CS, (c + w - trip) * CS),
 	   "a READ right after them is streaming: the next %u chunks go into the object", (unsigned)w);
@@ -163,7 +139,7 @@ int main(void)
 	fakedev_serve(&d, 7);
 	ok(fakedev_completed(7) && object_has(obj, f.img, trip * CS, CS),
 	   "its READ is answered from memory, the chunk written whole");
-	settle(&d);
+	fakedev_settle(&d);
 	uint64_t last = trip + 2 * w, trip2 = trip + 1 + w;
 	if (last >= NCHUNKS)
 		abort(); /* the fixture is too small for the test */
@@ -180,7 +156,7 @@ int main(void)
 	daemon_up(&d, f.url, f.pub);
 	is(lr_daemon_prefetch_chunk(&d, 0, 1), 0, "chunk 0 fetched ahead, before the mount");
 	is(lr_daemon_prefetch_chunk(&d, 7, 1), 0, "... and chunk 7");
-	settle(&d);
+	fakedev_settle(&d);
 	obj = fakedev_open_image(&d, 20, 11);
 	ok(object_has(obj, f.img, 0, CS) && object_has(obj, f.img, 7 * CS, CS),
 	   "both are in the object as soon as the kernel opens it");
@@ -215,16 +191,16 @@ int main(void)
 		d.booted = 1;
 		fakedev_send_read(43, 13, 10 * CS, 4096);
 		fakedev_serve(&d, 43);
-		settle(&d);
+		fakedev_settle(&d);
 		fakedev_send_read(44, 13, (11 + LR_NEIGHBOR_CHUNKS) * CS, 4096);
 		fakedev_serve(&d, 44);
-		settle(&d);
+		fakedev_settle(&d);
 		ok(d.ra_trip != 0, "... a streaming reader leaves a chunk held back (chunk %llu)",
 		   (unsigned long long)d.ra_trip - 1);
 		lr_prefetch_init(&d, 1, 0);
 		lr_prefetch_start(&d);
 		for (int i = 0; i < 1000 && d.pf.state == LR_PF_RUNNING; i++) {
-			settle(&d);
+			fakedev_settle(&d);
 			usleep(5000); /* prefetch waits for a quiet spell after demand */
 		}
 		ok(d.pf.state == LR_PF_COMPLETE && object_has(obj, f.img, 0, IMG_SIZE),
@@ -262,7 +238,7 @@ int main(void)
 	d.booted = 1;
 	fakedev_send_read(32, 12, 10 * CS + 4096, 4096);
 	fakedev_serve(&d, 32);
-	settle(&d);
+	fakedev_settle(&d);
 	ok(object_has(obj, f.img, 10 * CS + 4096, 4096) && object_zero(obj, 10 * CS + 8192, CS - 8192) &&
 		   object_zero(obj, 11 * CS, LR_NEIGHBOR_CHUNKS * CS),
 	   "... and after switch_root neither the rest of the chunk nor its neighbours");
