@@ -406,12 +406,6 @@ static struct lr_chunkbuf *chunkbuf_find(struct lr_daemon *d, uint64_t c)
 	return NULL;
 }
 
-static void chunkbuf_drop(struct lr_daemon *d, struct lr_chunkbuf *b)
-{
-	(void)d;
-	b->used = 0;
-}
-
 static struct lr_chunkbuf *chunkbuf_put(struct lr_daemon *d, uint64_t c, const void *data,
 					 uint32_t len)
 {
@@ -1216,7 +1210,7 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 	if ((b && ahead) || is_local(d, c))
 		return 1;
 	if (b) /* kept nowhere: fetched again, and kept then */
-		chunkbuf_drop(d, b);
+		b->used = 0;
 	/* Room checks are for prefetch; what the boot will read (ahead) is
 	 * fetched with whatever room there is (the memory cache at least). */
 	if (!ahead && !file_is_copy(d) && !d->store) {
