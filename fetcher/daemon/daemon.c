@@ -326,6 +326,15 @@ static void mark_written(struct lr_daemon *d, uint64_t c)
 		set_local(d, c);
 }
 
+/* One chunk, page aligned (direct I/O into cachefiles' object), made on
+ * first use: reads from the store and aligned copies for the object. */
+static uint8_t *scratch(struct lr_daemon *d)
+{
+	if (!d->scratch && posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0)
+		d->scratch = NULL;
+	return d->scratch;
+}
+
 /* Whole chunks may go into the kernel's object now: it is open (cachefiles
  * opens it at the mount; fanotify's image file is there from the start). */
 static int object_open(const struct lr_daemon *d)
@@ -346,10 +355,8 @@ static int object_put(struct lr_daemon *d, uint64_t c, const void *data, size_t 
 	if ((uintptr_t)data % LR_PAGE_SIZE) {
 		/* cachefiles' anon fd does direct I/O: page-aligned buffers
 		 * only (a transport's buffer is not). */
-		if (!d->scratch && posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
-			d->scratch = NULL;
+		if (!scratch(d))
 			return -ENOMEM;
-		}
 		memcpy(d->scratch, data, len);
 		data = d->scratch;
 	}
@@ -847,10 +854,8 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 
 	if (!d->store || !is_local(d, c) || lr_image_expected(&d->img, 0, c, &dg) < 0)
 		return NULL;
-	if (!d->scratch && posix_memalign((void **)&d->scratch, LR_PAGE_SIZE, d->img.m.chunk_size) != 0) {
-		d->scratch = NULL;
+	if (!scratch(d))
 		return NULL;
-	}
 	lr_image_chunk_range(&d->img, c, &off, &len);
 	uint64_t t0 = now_us();
 	int e = lr_chunkstore_get(d->store, &dg, d->scratch, len);
