@@ -85,5 +85,9 @@ CONF
 # 127.0.0.1:HOSTPORT, one relay process per connection (the tcp: form of
 # guestfwd connects only once).
 lr_fwd() {
-	echo "tcp:$1:$2-cmd:socat - TCP:127.0.0.1:$3"
+	# socat's own messages must not reach the guest: with a stopped
+	# server, "connection refused" arrived in the guest as the bytes of a
+	# reply (curl: "Unsupported protocol", HTTP/0.9) instead of the closed
+	# connection a real network gives.
+	echo "tcp:$1:$2-cmd:socat -lf /dev/null - TCP:127.0.0.1:$3"
 }

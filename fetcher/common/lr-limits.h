@@ -62,6 +62,8 @@
 /* Backoff after every mirror failed once: doubles per round up to the cap,
  * with +-25% jitter so a fleet does not retry in lockstep. */
 #define LR_BACKOFF_CAP_MS 4000u
+/* Redirects one transfer follows within its mirror's origin. */
+#define LR_REDIRECTS_MAX 3u
 
 /* Hash-tree nodes kept in memory (4 KiB each): the path to any chunk for
  * images up to 128^3 chunks stays resident; evicted nodes are fetched and

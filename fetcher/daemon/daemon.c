@@ -237,6 +237,14 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 		if (d->manifest_why)
 			return log_error_errno(d->manifest_err, "no acceptable manifest on any mirror (%s)",
 					       d->manifest_why);
+		const char *last = lr_transport_last_error(d->tr);
+		if (last) {
+			/* The URL and the HTTP status say more than an errno (a
+			 * 403 is "Permission denied", a 404 "No such file"). */
+			log_error("cannot fetch %s from any mirror; the last attempt: %s",
+				  LR_MANIFEST_NAME, last);
+			return d->manifest_err;
+		}
 		return log_error_errno(d->manifest_err, "cannot fetch %s from any mirror",
 				       LR_MANIFEST_NAME);
 	}
@@ -1435,7 +1443,8 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		"\nfetch_restarts %" PRIu64 "\nms_verify %" PRIu64 "\nms_store_put %" PRIu64
 		"\nms_store_get %" PRIu64 "\nms_object %" PRIu64
 		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
-		"\nfetches_failed %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
+		"\nfetches_failed %" PRIu64 "\nanswers_rejected %" PRIu64 "\nredirects %" PRIu64
+		"\nredirects_refused %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
 		d->be ? d->be->ops->name : "none", d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
 		d->img.nchunks, d->img.ncached, d->have_object, d->stats.opens,
 		d->stats.opens_refused, d->stats.reads, d->stats.bytes_requested,
@@ -1445,7 +1454,8 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		d->stats.digest_mismatches, d->stats.reads_present, d->stats.meta_bytes,
 		d->stats.fetch_restarts, d->stats.us_verify / 1000, d->stats.us_store_put / 1000,
 		d->stats.us_store_get / 1000, d->stats.us_object / 1000,
-		ts.requests, ts.retries, ts.bytes, ts.failed, ts.active, ts.waiting);
+		ts.requests, ts.retries, ts.bytes, ts.failed, ts.rejected, ts.redirects,
+		ts.redirects_refused, ts.active, ts.waiting);
 	if (n < 0)
 		return 0;
 	if ((size_t)n >= len)

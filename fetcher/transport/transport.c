@@ -44,6 +44,9 @@ struct slot {
 	size_t len;
 	int overflow;
 	int curlcode;  /* of the last transfer, for the log */
+	long status;   /* its HTTP status (0: none), for the log */
+	char *redirect; /* a redirect within the mirror's origin to follow */
+	unsigned hops;  /* redirects followed by this attempt */
 	int file_err;  /* file:// read done at start(); finished in run() */
 	int file_done;
 };
@@ -74,6 +77,7 @@ struct lr_transport {
 	uint64_t seq;
 	uint32_t rng;
 	struct lr_transport_stats st;
+	char last_error[LR_URL_MAX + LR_NAME_MAX + 64]; /* the last failed transfer */
 };
 
 static uint64_t now_ms(void)
@@ -103,7 +107,11 @@ int lr_transport_errno(int curlcode, long status, const char *scheme)
 	case CURLE_PARTIAL_FILE: return -EPIPE;
 	case CURLE_WRITE_ERROR: return -EFBIG; /* only our size limit aborts writes */
 	case CURLE_OUT_OF_MEMORY: return -ENOMEM;
-	case CURLE_UNSUPPORTED_PROTOCOL: return -EPROTONOSUPPORT;
+	/* Mirrors' schemes are checked when the transport is made, so here
+	 * curl means an answer in no protocol it speaks ("HTTP/0.9": bytes
+	 * that are not an HTTP response). A bad answer from this mirror,
+	 * this time: retried, never a configuration error. */
+	case CURLE_UNSUPPORTED_PROTOCOL: return -EPROTO;
 	case CURLE_URL_MALFORMAT: return -EINVAL;
 	case CURLE_FILE_COULDNT_READ_FILE:
 	case CURLE_TFTP_NOTFOUND:
@@ -254,6 +262,16 @@ static void multi_setup(struct lr_transport *t)
 	curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->max_active * 2);
 }
 
+static int known_scheme(const char *url)
+{
+	static const char *const schemes[] = { "http://", "https://", "tftp://", "file://" };
+
+	for (size_t i = 0; i < LR_ARRAY_SIZE(schemes); i++)
+		if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+			return 1;
+	return 0;
+}
+
 int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o)
 {
 	struct lr_transport *t;
@@ -287,6 +305,12 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 		}
 		while (l > 0 && t->mirrors[i][l - 1] == '/')
 			t->mirrors[i][--l] = '\0';
+		if (!known_scheme(t->mirrors[i])) {
+			log_error("mirror %s: not an http://, https://, tftp:// or file:// URL",
+				  t->mirrors[i]);
+			lr_transport_free(t);
+			return -EPROTONOSUPPORT;
+		}
 		t->dirfd[i] = -1;
 		t->nmirrors++;
 		if (strncmp(t->mirrors[i], "file://", 7) == 0) {
@@ -336,8 +360,10 @@ int lr_transport_reset(struct lr_transport *t)
 			curl_multi_remove_handle(t->multi, s->easy);
 			curl_easy_cleanup(s->easy);
 		}
-		if (s->used)
+		if (s->used) {
 			free(s->buf);
+			free(s->redirect);
+		}
 		memset(s, 0, sizeof(*s));
 	}
 	for (unsigned i = 0; i < t->npool; i++)
@@ -366,6 +392,8 @@ void lr_transport_free(struct lr_transport *t)
 			}
 			free(s->buf);
 		}
+		if (s->used)
+			free(s->redirect);
 	}
 	for (unsigned i = 0; i < t->npool; i++)
 		curl_easy_cleanup(t->pool[i]);
@@ -475,9 +503,14 @@ static CURL *get_easy(struct lr_transport *t)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)t->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,tftp,file");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 3L);
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* Redirects are followed by redirected(), within the mirror's own
+	 * scheme, host and port only: curl would follow one from https to
+	 * plain http, or to a host that was never pinned (and that cannot be
+	 * resolved after switch_root). */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* No proxy from the environment: init's environment is not
+	 * configuration, and a proxy would apply silently. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "lazyrootd/0.1");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* A chunk in one receive buffer rather than four (curl's default is
@@ -581,8 +614,12 @@ static int start(struct lr_transport *t, struct slot *s)
 		s->buf = NULL;
 		return -ENOMEM;
 	}
-	snprintf(url, sizeof(url), "%s/%s", t->mirrors[s->mirror], s->name);
-	curl_easy_setopt(s->easy, CURLOPT_URL, url);
+	if (s->redirect)
+		curl_easy_setopt(s->easy, CURLOPT_URL, s->redirect);
+	else {
+		snprintf(url, sizeof(url), "%s/%s", t->mirrors[s->mirror], s->name);
+		curl_easy_setopt(s->easy, CURLOPT_URL, url);
+	}
 	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
 	if (curl_multi_add_handle(t->multi, s->easy) != CURLM_OK) {
@@ -599,8 +636,16 @@ static int start(struct lr_transport *t, struct slot *s)
 	return 0;
 }
 
+static void forget_redirect(struct slot *s)
+{
+	free(s->redirect);
+	s->redirect = NULL;
+	s->hops = 0;
+}
+
 static void release(struct lr_transport *t, struct slot *s)
 {
+	forget_redirect(s);
 	s->used = 0;
 	t->nused--;
 	if (s->background)
@@ -615,11 +660,9 @@ static unsigned jitter(struct lr_transport *t, unsigned ms)
 }
 
 /* A transfer ended (or could not start): accept, retry elsewhere, or fail. */
-static void finish(struct lr_transport *t, struct slot *s, int err)
+/* The slot's transfer ends (its buffer stays with the caller). */
+static void stop_transfer(struct lr_transport *t, struct slot *s)
 {
-	uint8_t *buf = s->buf;
-	size_t len = s->len;
-
 	if (s->active) {
 		if (s->easy) {
 			curl_multi_remove_handle(t->multi, s->easy);
@@ -630,6 +673,14 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 		t->nactive--;
 	}
 	s->buf = NULL;
+}
+
+static void finish(struct lr_transport *t, struct slot *s, int err)
+{
+	uint8_t *buf = s->buf;
+	size_t len = s->len;
+
+	stop_transfer(t, s);
 	if (s->local) {
 		/* The local directory: a hit is verified like any answer; a
 		 * miss or a bad copy sends the fetch to the mirrors at once,
@@ -671,11 +722,17 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 		return;
 	}
 	free(buf);
-	log_warning("fetch %s from %s: %s%s%s (attempt %u of %u)", s->name, t->mirrors[s->mirror],
-		    strerror(-err), s->curlcode ? ": " : "",
-		    s->curlcode ? curl_easy_strerror((CURLcode)s->curlcode) : "", s->attempts + 1,
-		    t->attempts);
+	/* What failed, where, and how: the URL, an HTTP status, curl's word. */
+	char status[32] = "";
+	if (s->status >= 300)
+		snprintf(status, sizeof(status), "HTTP %ld, ", s->status);
+	snprintf(t->last_error, sizeof(t->last_error), "%s/%s: %s%s%s%s", t->mirrors[s->mirror],
+		 s->name, status, strerror(-err), s->curlcode ? ": " : "",
+		 s->curlcode ? curl_easy_strerror((CURLcode)s->curlcode) : "");
+	log_warning("fetch %s (attempt %u of %u)", t->last_error, s->attempts + 1, t->attempts);
 	s->curlcode = 0;
+	s->status = 0;
+	forget_redirect(s);
 	s->attempts++;
 	if (s->attempts >= t->attempts || !lr_transport_retryable(err)) {
 		lr_fetch_done_fn done = s->done;
@@ -741,6 +798,72 @@ int lr_transport_timeout(const struct lr_transport *t)
 	return due <= (int64_t)now ? 0 : (int)(due - (int64_t)now);
 }
 
+/* Two URLs with the same scheme, host and port (curl's defaults). */
+static int same_origin(const char *a, const char *b)
+{
+	CURLU *u[2] = { curl_url(), curl_url() };
+	char *part[2][3] = { { NULL } };
+	static const CURLUPart parts[3] = { CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT };
+	const char *url[2] = { a, b };
+	int same = u[0] && u[1];
+
+	for (int i = 0; i < 2 && same; i++) {
+		same = curl_url_set(u[i], CURLUPART_URL, url[i], 0) == CURLUE_OK;
+		for (int p = 0; p < 3 && same; p++)
+			same = curl_url_get(u[i], parts[p], &part[i][p],
+					    parts[p] == CURLUPART_PORT ? CURLU_DEFAULT_PORT : 0) ==
+			       CURLUE_OK;
+	}
+	for (int p = 0; p < 3 && same; p++)
+		same = strcasecmp(part[0][p], part[1][p]) == 0;
+	for (int i = 0; i < 2; i++) {
+		for (int p = 0; p < 3; p++)
+			curl_free(part[i][p]);
+		curl_url_cleanup(u[i]);
+	}
+	return same;
+}
+
+/*
+ * A 3xx answer: follow it at once (costing no attempt) when it stays on
+ * the mirror's scheme, host and port, at most LR_REDIRECTS_MAX times. A
+ * redirect elsewhere is refused and counts as this mirror's failure: a
+ * downgrade from https to http, or a host never resolved and pinned.
+ */
+static int redirected(struct lr_transport *t, struct slot *s)
+{
+	char *loc = NULL;
+
+	curl_easy_getinfo(s->easy, CURLINFO_REDIRECT_URL, &loc);
+	if (!loc)
+		return 0;
+	if (!same_origin(t->mirrors[s->mirror], loc)) {
+		log_warning("%s/%s redirects to %s: refused (redirects are followed only within "
+			    "the mirror's scheme, host and port)", t->mirrors[s->mirror], s->name,
+			    loc);
+		t->st.redirects_refused++;
+		return 0;
+	}
+	if (s->hops >= LR_REDIRECTS_MAX || strlen(loc) >= LR_URL_MAX + LR_NAME_MAX) {
+		log_warning("%s/%s: more than %u redirects", t->mirrors[s->mirror], s->name,
+			    LR_REDIRECTS_MAX);
+		return 0;
+	}
+	char *next = strdup(loc);
+	if (!next)
+		return 0;
+	free(s->redirect);
+	s->redirect = next;
+	s->hops++;
+	t->st.redirects++;
+	free(s->buf);
+	stop_transfer(t, s);
+	s->status = 0;
+	s->curlcode = 0;
+	s->due_ms = 0; /* start_waiting() starts it again */
+	return 1;
+}
+
 static void check_done(struct lr_transport *t)
 {
 	CURLMsg *m;
@@ -765,8 +888,11 @@ static void check_done(struct lr_transport *t)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		int err = lr_transport_errno(m->data.result, status, t->mirrors[s->mirror]);
 		s->curlcode = m->data.result;
+		s->status = status;
 		if (s->overflow)
 			err = -EFBIG;
+		if (m->data.result == CURLE_OK && status >= 300 && status < 400 && redirected(t, s))
+			continue;
 		finish(t, s, err);
 	}
 }
@@ -800,6 +926,11 @@ void lr_transport_run(struct lr_transport *t)
 		if (n <= 0 && !timer && lr_transport_timeout(t) != 0)
 			break;
 	}
+}
+
+const char *lr_transport_last_error(const struct lr_transport *t)
+{
+	return t->last_error[0] ? t->last_error : NULL;
 }
 
 void lr_transport_stats(const struct lr_transport *t, struct lr_transport_stats *s)

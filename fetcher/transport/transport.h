@@ -49,6 +49,8 @@ struct lr_transport_stats {
 	uint64_t rejected;  /* answers check() refused */
 	uint64_t failed;    /* fetches that ended in an error */
 	uint64_t local_hits, local_bytes; /* answered from the local directory */
+	uint64_t redirects;         /* followed (within a mirror's origin) */
+	uint64_t redirects_refused; /* to another scheme, host or port */
 	uint32_t active;    /* transfers now */
 	uint32_t waiting;   /* fetches queued or backing off */
 };
@@ -94,6 +96,8 @@ int lr_transport_timeout(const struct lr_transport *t);
 void lr_transport_run(struct lr_transport *t);
 
 void lr_transport_stats(const struct lr_transport *t, struct lr_transport_stats *s);
+/* The last failed transfer: "URL: [HTTP status, ]reason", or NULL. */
+const char *lr_transport_last_error(const struct lr_transport *t);
 /* Which mirrors answered: bit i set when mirror i served an accepted object. */
 
 /* The one place a CURLcode and an HTTP/TFTP status become an errno. */

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# lazyrootd's transport against a mirror that misbehaves on purpose
+# (tests/tools/fault-proxy in front of nginx, all on 127.0.0.1): resets,
+# stalls, a slow drip, truncated, flipped, short and long bodies, 5xx and
+# 404 answers, an oversized body. Each time the image must still verify
+# (every bad answer refused, the fetch retried), or, where the mirror is
+# the only one and always wrong, fail with a line naming the URL and the
+# HTTP status. Redirects: followed within the mirror's scheme, host and
+# port, refused to another host or scheme. Proxy variables in the
+# environment are ignored. An https certificate for another host name is
+# refused.
+# shellcheck source=tests/net/lib.sh
+. "$(dirname "$0")/lib.sh"
+net_require
+vm_fixture
+start_nginx "$FIX/pub" 1
+PROXY_PORT=$(free_port)
+rules=$WORK/rules stats=$WORK/proxy.stats
+: >"$rules"
+"$VM_TOP/tests/tools/fault-proxy" --listen "$PROXY_PORT" --upstream "$HTTP_PORT" --rules "$rules" \
+	--stats "$stats" --lifetime 300 &
+VM_PIDS="$VM_PIDS $!"
+for _ in $(seq 50); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && break
+	sleep 0.1
+done
+mirror=http://127.0.0.1:$PROXY_PORT
+
+st() { sed -n "s/^$1 //p" "$WORK/out"; }
+injected() { sed -n "s/^$1 //p" "$stats"; }
+
+# with_rules NAME RULES [lazyrootd options...]: the image verifies through
+# the proxy while RULES apply, and the proxy injected at least one fault.
+with_rules() {
+	local name=$1
+	printf '%s\n' "$2" >"$rules"
+	shift 2
+	"$LAZYROOTD" verify --key "$FIX/pub.pem" "$@" "${MIRRORS:-$mirror}" >"$WORK/out" 2>"$WORK/err" || {
+		tail -n 20 "$WORK/err"
+		fail "$name: verification failed"
+	}
+	[ "$(st chunks_verified)" = "$(st chunks)" ] || fail "$name: verified $(st chunks_verified) of $(st chunks) chunks"
+	local n
+	n=$(injected faults)
+	[ "${n:-0}" -ge 1 ] || fail "$name: the proxy injected nothing"
+	note "$name: $n faults injected; image verified: requests $(st requests), retries $(st retries), answers_rejected $(st answers_rejected), fetches_failed $(st fetches_failed)"
+}
+
+# The first answer for each chunk bent: each fetch fails once, the retry
+# gets the right bytes. Wrong bytes must be refused, never accepted.
+with_rules reset 'reset path=^/chunks/ per_path=1'
+with_rules stall 'stall path=^/chunks/ count=3 per_path=1' --fetch-timeout 2
+with_rules truncate 'truncate path=^/chunks/ per_path=1'
+with_rules flip 'flip path=^/chunks/ per_path=1'
+[ "$(st answers_rejected)" -ge "$(injected flip)" ] || fail "flip: $(injected flip) flipped, $(st answers_rejected) refused"
+with_rules short 'short path=^/chunks/ per_path=1'
+[ "$(st answers_rejected)" -ge "$(injected short)" ] || fail "short: $(injected short) short, $(st answers_rejected) refused"
+with_rules long 'long path=^/chunks/ per_path=1'
+with_rules 503 'status code=503 path=^/chunks/ per_path=1'
+with_rules 404-once 'status code=404 path=^/chunks/ count=5 per_path=1'
+with_rules big 'big bytes=33554432 path=^/chunks/ count=2 per_path=1'
+with_rules 'slow drip' 'drip rate=500 path=^/chunks/ count=3 per_path=1' --fetch-timeout 2
+# (the tree's root node is small enough to arrive in time; the others are cut off)
+[ "$(st retries)" -ge 2 ] || fail "slow drip: not cut off by the transfer's time limit"
+
+with_rules same-origin-redirect "redirect to=$mirror/{path}?r=1 path=^/chunks/[^?]*\$ every=3"
+[ "$(st redirects)" -ge 1 ] || fail "no redirect followed"
+with_rules 'manifest garbage' 'flip path=manifest count=1'
+
+# A mirror that always answers wrong: failure, naming the URL and status.
+printf 'status code=403 path=manifest\n' >"$rules"
+if "$LAZYROOTD" verify --key "$FIX/pub.pem" "$mirror" >/dev/null 2>"$WORK/err"; then
+	fail "a mirror answering 403 to the manifest was accepted"
+fi
+grep -q "cannot fetch lazyroot.manifest from any mirror; the last attempt: $mirror/lazyroot.manifest: HTTP 403" "$WORK/err" ||
+	{ cat "$WORK/err"; fail "the failure does not name the URL and the HTTP status"; }
+note "403: $(grep -o 'cannot fetch.*' "$WORK/err" | tail -n 1)"
+
+# Redirects out of the mirror's origin: refused, counted, and with this
+# mirror alone the image cannot be had.
+other=$(free_port)
+for to in "http://127.0.0.1:$other/{path}" "https://127.0.0.1:$PROXY_PORT/{path}" "http://localhost:$PROXY_PORT/{path}"; do
+	printf 'redirect to=%s path=^/chunks/\n' "$to" >"$rules"
+	if "$LAZYROOTD" verify --key "$FIX/pub.pem" --fetch-timeout 2 "$mirror" >"$WORK/out" 2>"$WORK/err"; then
+		fail "redirect to $to was followed"
+	fi
+	grep -q "redirects to ${to%%\{*}.*: refused" "$WORK/err" || { tail -n 5 "$WORK/err"; fail "no refusal of the redirect to $to"; }
+	note "redirect to $to: refused ($(grep -c ': refused' "$WORK/err") times)"
+done
+# ... and with a good second mirror, the image comes from there.
+MIRRORS=$mirror,http://127.0.0.1:$HTTP_PORT \
+	with_rules 'redirect away, good second mirror' "redirect to=http://127.0.0.1:$other/{path} path=^/chunks/ per_path=1"
+
+# Proxy variables in the environment do not apply.
+: >"$rules"
+dead=$(free_port)
+http_proxy=http://127.0.0.1:$dead HTTP_PROXY=http://127.0.0.1:$dead ALL_PROXY=http://127.0.0.1:$dead \
+	"$LAZYROOTD" verify --key "$FIX/pub.pem" "$mirror" >"$WORK/out" 2>"$WORK/err" ||
+	{ tail -n 5 "$WORK/err"; fail "a proxy variable in the environment was used"; }
+note "http_proxy/ALL_PROXY set to a dead port: ignored, image verified"
+
+# https with a certificate for another name (lazyroot.test, asked as 127.0.0.1).
+if "$LAZYROOTD" verify --key "$FIX/pub.pem" --ca "$WORK/ca.pem" --fetch-timeout 2 \
+	"https://127.0.0.1:$HTTPS_PORT" >/dev/null 2>"$WORK/err"; then
+	fail "a certificate for lazyroot.test was accepted for 127.0.0.1"
+fi
+grep -q "lazyroot.manifest: .*Key was rejected\|certificate" "$WORK/err" || { cat "$WORK/err"; fail "no certificate error"; }
+note "certificate for another host name: refused ($(grep -o 'fetch https.*' "$WORK/err" | head -n 1))"
+echo "PASS"
