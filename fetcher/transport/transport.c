@@ -305,14 +305,14 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 		}
 		while (l > 0 && t->mirrors[i][l - 1] == '/')
 			t->mirrors[i][--l] = '\0';
+		t->dirfd[i] = -1;
+		t->nmirrors++;
 		if (!known_scheme(t->mirrors[i])) {
 			log_error("mirror %s: not an http://, https://, tftp:// or file:// URL",
 				  t->mirrors[i]);
 			lr_transport_free(t);
 			return -EPROTONOSUPPORT;
 		}
-		t->dirfd[i] = -1;
-		t->nmirrors++;
 		if (strncmp(t->mirrors[i], "file://", 7) == 0) {
 			const char *path = t->mirrors[i] + 7;
 			t->dirfd[i] = open(*path ? path : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

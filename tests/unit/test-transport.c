@@ -90,11 +90,18 @@ int main(void)
 	is(lr_transport_errno(CURLE_WRITE_ERROR, 200, "http://x"), -EFBIG, "over the size limit");
 	is(lr_transport_errno(CURLE_RECV_ERROR, 0, "http://x"), -ECONNRESET, "connection reset");
 	is(lr_transport_errno(CURLE_SSL_CONNECT_ERROR, 0, "https://x"), -ECONNABORTED, "TLS failure");
-	is(lr_transport_errno(CURLE_UNSUPPORTED_PROTOCOL, 0, "gopher://x"), -EPROTONOSUPPORT,
-	   "protocol");
+	is(lr_transport_errno(CURLE_UNSUPPORTED_PROTOCOL, 0, "http://x"), -EPROTO,
+	   "an answer that is not HTTP is a bad answer (retried), not a configuration error");
 	ok(!lr_transport_retryable(-EINVAL) && lr_transport_retryable(-ETIMEDOUT) &&
-		   lr_transport_retryable(-ENOENT) && lr_transport_retryable(-EBADMSG),
+		   lr_transport_retryable(-ENOENT) && lr_transport_retryable(-EBADMSG) &&
+		   lr_transport_retryable(-EPROTO),
 	   "which errors are retried");
+	{
+		const char *bad[] = { "http://127.0.0.1:1", "gopher://127.0.0.1/x" };
+		struct lr_transport_opts o = { .mirrors = bad, .nmirrors = 2 };
+		struct lr_transport *t = NULL;
+		is(lr_transport_new(&t, &o), -EPROTONOSUPPORT, "a mirror in a scheme we do not speak: refused at start");
+	}
 
 	char a[] = "/tmp/lazyroot-ta-XXXXXX", b[] = "/tmp/lazyroot-tb-XXXXXX";
 	char ua[64], ub[64];
