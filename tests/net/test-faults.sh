@@ -14,16 +14,8 @@
 net_require
 vm_fixture
 start_nginx "$FIX/pub" 1
-PROXY_PORT=$(free_port)
-rules=$WORK/rules stats=$WORK/proxy.stats
-: >"$rules"
-"$VM_TOP/tests/tools/fault-proxy" --listen "$PROXY_PORT" --upstream "$HTTP_PORT" --rules "$rules" \
-	--stats "$stats" --lifetime 300 &
-VM_PIDS="$VM_PIDS $!"
-for _ in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && break
-	sleep 0.1
-done
+start_fault_proxy "$HTTP_PORT"
+rules=$PROXY_RULES stats=$PROXY_STATS
 mirror=http://127.0.0.1:$PROXY_PORT
 
 st() { sed -n "s/^$1 //p" "$WORK/out"; }

@@ -236,21 +236,45 @@ fwd() {
 	lr_fwd "$@"
 }
 
-# stop_nginx_when LOG: in the background, stop our nginx ($NGINX_PID) once
-# the guest prints "lazyroot-test: stop the mirror now" on LOG (bounded by
-# the guest timeout).
-stop_nginx_when() {
-	local logf=$1 pid=$NGINX_PID
+# when_guest_says LOG TEXT CMD...: in the background, run CMD once a line
+# starting with "lazyroot-test: TEXT" appears on LOG (bounded by the guest
+# timeout).
+when_guest_says() {
+	local logf=$1 text=$2
+	shift 2
 	(
 		for _ in $(seq $((VM_TIMEOUT * 2))); do
-			if grep -q '^lazyroot-test: stop the mirror now' "$logf" 2>/dev/null; then
-				kill "$pid" 2>/dev/null
+			if grep -q "^lazyroot-test: $text" "$logf" 2>/dev/null; then
+				"$@"
 				exit 0
 			fi
 			sleep 0.5
 		done
 	) &
-	VM_PIDS="$VM_PIDS $!"
+	VM_PIDS="${VM_PIDS:-} $!"
+}
+
+# stop_nginx_when LOG: stop our nginx ($NGINX_PID) once the guest prints
+# "lazyroot-test: stop the mirror now" on LOG.
+stop_nginx_when() {
+	when_guest_says "$1" 'stop the mirror now' kill "$NGINX_PID"
+}
+
+# start_fault_proxy UPSTREAM_PORT: tests/tools/fault-proxy on $PROXY_PORT
+# in front of 127.0.0.1:UPSTREAM_PORT, following the rules in
+# $PROXY_RULES (empty: every answer passes), counting in $PROXY_STATS.
+start_fault_proxy() {
+	PROXY_PORT=$(free_port)
+	PROXY_RULES=$WORK/proxy.rules PROXY_STATS=$WORK/proxy.stats
+	: >"$PROXY_RULES"
+	"$VM_TOP/tests/tools/fault-proxy" --listen "$PROXY_PORT" --upstream "$1" \
+		--rules "$PROXY_RULES" --stats "$PROXY_STATS" --lifetime $((VM_TIMEOUT * 6)) &
+	VM_PIDS="${VM_PIDS:-} $!"
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "the fault proxy did not start"
 }
 
 # vm_boot LOG APPEND [run-qemu args...]: boot, wait for the guest to end.
