@@ -37,7 +37,8 @@ static int usage(int rc)
 		"usage: lazyroot-image keygen KEY.pem PUB.pem\n"
 		"       lazyroot-image build   --key KEY.pem [opts] ROOTDIR OUTDIR\n"
 		"       lazyroot-image publish --key KEY.pem [opts] IMAGE.erofs OUTDIR\n"
-		"       lazyroot-image sign    --key KEY.pem [--version N] [--boot-order LIST] OUTDIR\n"
+		"       lazyroot-image sign    --key KEY.pem [--trust PUB.pem] [--version N]\n"
+		"                              [--boot-order LIST] OUTDIR\n"
 		"       lazyroot-image verify  --key PUB.pem OUTDIR\n"
 		"       lazyroot-image inspect OUTDIR\n"
 		"\n"
@@ -59,6 +60,9 @@ static int usage(int rc)
 		"  --boot-order LIST  sign: embed the boot-order list LIST (`lazyrootd bootlist`\n"
 		"                     on a booted machine prints it): later boots fetch those\n"
 		"                     chunks, in that order, before the kernel asks\n"
+		"  --trust PUB.pem    sign: the public key OUTDIR is signed with now (default:\n"
+		"                     KEY's own). sign checks OUTDIR completely first and\n"
+		"                     refuses a --version lower than the signed one\n"
 		"  --no-meta-map      do not publish the metadata map (kernels 6.14-6.18\n"
 		"                     cannot then boot the image with the fanotify backend)\n"
 		"  -q, --quiet\n");
@@ -171,13 +175,14 @@ int main(int argc, char **argv)
 		{ "keep-image", required_argument, NULL, 'K' },
 		{ "no-meta-map", no_argument, NULL, 'M' },
 		{ "boot-order", required_argument, NULL, 'B' },
+		{ "trust", required_argument, NULL, 'T' },
 		{ "no-inline-data", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1 };
-	const char *compress = "lz4hc", *keep = NULL, *bootlist = NULL;
+	const char *compress = "lz4hc", *keep = NULL, *bootlist = NULL, *trust = NULL;
 	uint64_t version = 0;
 	char *end;
 	int c, r;
@@ -211,6 +216,7 @@ int main(int argc, char **argv)
 		case 'K': keep = optarg; break;
 		case 'M': po.meta_map = 0; break;
 		case 'B': bootlist = optarg; break;
+		case 'T': trust = optarg; break;
 		case 'N': no_inline = 1; break;
 		case 'q': po.quiet = 1; break;
 		case 'h': return usage(0);
@@ -276,7 +282,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "sign") == 0) {
 		if (nargs != 1 || !po.key_path)
 			return usage(2);
-		return lr_resign(args[0], po.key_path, version, bootlist) < 0;
+		return lr_resign(args[0], po.key_path, trust, version, bootlist) < 0;
 	}
 	if (strcmp(cmd, "verify") == 0) {
 		if (nargs != 1 || !po.key_path)

@@ -460,17 +460,54 @@ static int64_t read_bootlist(const char *path, uint64_t nchunks, uint8_t *out)
 	return (int64_t)n;
 }
 
-int lr_resign(const char *outdir, const char *key_path, uint64_t new_version,
-	      const char *bootlist)
+static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, const char *key_name,
+			  int quiet);
+
+int lr_resign(const char *outdir, const char *key_path, const char *trust_path,
+	      uint64_t new_version, const char *bootlist)
 {
 	struct lr_manifest m;
-	char *text;
-	size_t len;
-	int r = read_manifest(outdir, &text, &len, &m);
+	char *text, *pem = NULL;
+	size_t len, plen;
+	char own[1024];
+	int r;
 
+	/* What is signed must be what was signed before, intact: a new
+	 * signature over a tree root that no longer matches the chunks, or
+	 * over a manifest someone else edited, would make it valid. */
+	if (trust_path) {
+		r = lr_read_file(trust_path, 64 * 1024, &pem, &plen);
+		if (r < 0) {
+			ERR("cannot read %s: %s\n", trust_path, strerror(-r));
+			return r;
+		}
+	} else {
+		r = lr_public_pem(key_path, own, sizeof(own));
+		if (r < 0)
+			return r;
+		plen = strlen(own);
+	}
+	r = verify_dir_pem(outdir, pem ? pem : own, plen, trust_path ? trust_path : key_path, 1);
+	free(pem);
+	if (r == -ENOKEY && !trust_path) {
+		ERR("%s was signed by another key: give its public key with --trust PUB.pem to sign "
+		    "it again with %s\n", outdir, key_path);
+		return r;
+	}
+	if (r < 0) {
+		ERR("%s does not verify: not signed\n", outdir);
+		return r;
+	}
+	r = read_manifest(outdir, &text, &len, &m);
 	if (r < 0)
 		return r;
 	free(text);
+	if (new_version && new_version < m.image_version) {
+		ERR("version %" PRIu64 " is lower than the signed version %" PRIu64
+		    ": clients that booted %" PRIu64 " refuse it; not signed\n",
+		    new_version, m.image_version, m.image_version);
+		return -ERANGE;
+	}
 	if (new_version)
 		m.image_version = new_version;
 	if (bootlist) {
@@ -575,21 +612,31 @@ out:
 
 int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 {
-	struct lr_keyring kr = { 0 };
-	struct lr_manifest m;
-	char *text, *pem;
-	size_t len, plen;
-	int r;
+	char *pem;
+	size_t plen;
+	int r = lr_read_file(pubkey_path, 64 * 1024, &pem, &plen);
 
-	r = lr_read_file(pubkey_path, 64 * 1024, &pem, &plen);
 	if (r < 0) {
 		ERR("cannot read %s: %s\n", pubkey_path, strerror(-r));
 		return r;
 	}
-	r = lr_keyring_add_pem(&kr, pem, plen);
+	r = verify_dir_pem(outdir, pem, plen, pubkey_path, quiet);
 	free(pem);
+	return r;
+}
+
+static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, const char *key_name,
+			  int quiet)
+{
+	struct lr_keyring kr = { 0 };
+	struct lr_manifest m;
+	char *text;
+	size_t len;
+	int r;
+
+	r = lr_keyring_add_pem(&kr, pem, plen);
 	if (r < 0) {
-		ERR("%s is not a PEM P-256 public key\n", pubkey_path);
+		ERR("%s is not a PEM P-256 public key\n", key_name);
 		return r;
 	}
 	r = read_manifest(outdir, &text, &len, &m);
@@ -601,7 +648,7 @@ int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 	free(text);
 	lr_keyring_free(&kr);
 	if (r == -ENOKEY) {
-		ERR("manifest signed by key %s, not by %s\n", m.key_id, pubkey_path);
+		ERR("manifest signed by key %s, not by %s\n", m.key_id, key_name);
 		return r;
 	}
 	if (r < 0) {

@@ -33,12 +33,14 @@ struct lr_publish_stats {
 int lr_publish(const char *image, const char *outdir, const struct lr_publish_opts *o,
 	       struct lr_publish_stats *st);
 
-/* Re-sign OUTDIR's manifest with key_path, optionally with a new version
- * (0: keep). */
 /* Sign OUTDIR's manifest again (as new_version if not 0; with the
- * boot-order list in file bootlist if not NULL). */
-int lr_resign(const char *outdir, const char *key_path, uint64_t new_version,
-	      const char *bootlist);
+ * boot-order list in file bootlist if not NULL). Only a directory that
+ * verifies completely is signed: its manifest's signature (against the
+ * public key in trust_path, or else the signing key's own), every tree
+ * node, chunk, metadata piece and list. A version lower than the signed
+ * one is refused (-ERANGE). */
+int lr_resign(const char *outdir, const char *key_path, const char *trust_path,
+	      uint64_t new_version, const char *bootlist);
 
 /* Check OUTDIR against the public key: signature, every node, every chunk.
  * 0 only when all is valid; prints what is wrong on stderr. */

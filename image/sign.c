@@ -82,6 +82,23 @@ int lr_sign_body(const char *key_path, const char *body, size_t len, uint8_t *si
 	return r;
 }
 
+int lr_public_pem(const char *key_path, char *pem, size_t len)
+{
+	mbedtls_pk_context pk;
+	struct rng g;
+	int r;
+
+	mbedtls_pk_init(&pk);
+	r = rng_init(&g);
+	if (r == 0)
+		r = load_private(&pk, key_path, &g);
+	if (r == 0 && mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)pem, len) != 0)
+		r = -ENOBUFS;
+	mbedtls_pk_free(&pk);
+	rng_free(&g);
+	return r;
+}
+
 static int write_pem(const char *path, const unsigned char *pem, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);

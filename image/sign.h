@@ -12,4 +12,7 @@
 int lr_sign_body(const char *key_path, const char *body, size_t len, uint8_t *sig,
 		 size_t *sig_len, char key_id[LR_KEYID_HEX + 1], int id_only);
 
+/* The public half of the private key at key_path, as PEM text. */
+int lr_public_pem(const char *key_path, char *pem, size_t len);
+
 #endif

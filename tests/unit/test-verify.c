@@ -160,13 +160,28 @@ int main(void)
 	is(st.chunks_written, 0, "... writes nothing: every object present and right");
 
 	/* re-signing with a new version and the second key */
-	is(lr_resign(out, key2, 9, NULL), 0, "re-sign with key 2 as version 9");
+	is(lr_resign(out, key2, NULL, 9, NULL), -ENOKEY,
+	   "re-signing with key 2 a directory key 1 signed, without --trust: refused");
+	is(lr_resign(out, key2, pub, 9, NULL), 0, "re-sign with key 2 as version 9 (trusting key 1)");
+	is(lr_resign(out, key2, NULL, 8, NULL), -ERANGE, "a lower version is refused");
+	is(lr_resign(out, key2, NULL, 9, NULL), 0, "the same version again (a new list) is signed");
 	free(text);
 	is(lr_read_file(mpath, 8192, &text, &len), 0, "re-signed manifest readable");
 	is(lr_manifest_parse(text, len, &m, NULL), 0, "re-signed manifest parses");
 	is(m.image_version, 9, "new version");
 	is(lr_manifest_verify(&kr2, text, &m), 0, "verifies with key 2");
 	is(lr_manifest_verify(&kr, text, &m), -ENOKEY, "not with key 1");
+
+	/* A directory that no longer verifies is not signed again. */
+	fd = open(cp, O_WRONLY);
+	if (fd < 0 || pwrite(fd, "Y", 1, 200) != 1)
+		abort();
+	close(fd);
+	ok(lr_resign(out, key2, NULL, 10, NULL) < 0, "a corrupt chunk: not signed");
+	free(text);
+	is(lr_read_file(mpath, 8192, &text, &len), 0, "manifest still readable");
+	is(lr_manifest_parse(text, len, &m, NULL), 0, "... parses");
+	is(m.image_version, 9, "... still version 9 (untouched)");
 
 	lr_keyring_free(&kr);
 	lr_keyring_free(&kr2);
