@@ -115,9 +115,12 @@
 #define LR_PREFETCH_LOG_MS 10000u
 #define LR_PREFETCH_RETRY_MS 5000u
 #define LR_PREFETCH_FALLBACK_MS 60000u
-/* Prefetch starts no fetch until demand has needed the network for none of
- * this long: the boot's own reads come in bursts with short gaps. */
+/* Prefetch starts no fetch until the kernel has sent no READ for this
+ * long: the boot's own reads come in bursts with short gaps. */
 #define LR_PREFETCH_QUIET_MS 500u
+/* The nice value while prefetch alone keeps lazyrootd busy: the booted
+ * system's programs get the CPU first (about 10:1 under CFS). */
+#define LR_PREFETCH_NICE 10
 
 /* Supervisor: a worker that dies is restarted at once; this many deaths
  * within this window mean it will keep dying (a bad image or machine), and

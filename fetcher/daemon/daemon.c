@@ -966,7 +966,6 @@ static void schedule_read(struct lr_daemon *d, struct lr_read *r)
 			struct lr_job *j = job_new(d, 0, c);
 			if (!j)
 				return;
-			d->last_demand_ms = now_ms(); /* prefetch holds back (prefetch.c) */
 			int e = job_start(d, j);
 			if (e == -EBUSY) {
 				j->used = 0;
@@ -1130,6 +1129,8 @@ static int handle_read(struct lr_daemon *d, const struct lr_kreq *req)
 	r->used = 1;
 	r->msg_id = req->msg_id;
 	r->object_id = req->object_id;
+	lr_prefetch_priority(d, 1); /* a reader waits: full priority first */
+	d->last_demand_ms = now_ms(); /* prefetch holds back (prefetch.c) */
 	/* Any object we copen'd serves this image (the kernel may open the
 	 * blob more than once); the backend knows which are open. */
 	if (d->be->ops->object_size(d->be, req->object_id) != (int64_t)size || req->off % LR_PAGE_SIZE ||
@@ -1381,8 +1382,10 @@ int lr_daemon_tick(struct lr_daemon *d)
 	/* After the transport ran (fetches it just ended make room), and
 	 * before its timeout is asked: fetches prefetch queues now make it 0,
 	 * so the loop starts them at once instead of sleeping. */
-	if (d->be)
+	if (d->be) {
 		pf = lr_prefetch_tick(d, now);
+		lr_prefetch_priority(d, next >= 0); /* next >= 0: a READ waits */
+	}
 	int t = lr_transport_timeout(d->tr);
 	if (t >= 0 && (next < 0 || t < next))
 		next = t;

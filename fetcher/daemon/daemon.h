@@ -121,7 +121,7 @@ struct lr_daemon {
 	int store_boot_only;
 	uint8_t *scratch; /* one chunk, page aligned: reads from the store */
 	struct lr_prefetch pf;
-	uint64_t last_demand_ms; /* when a READ last needed the network */
+	uint64_t last_demand_ms; /* when the kernel last sent a READ */
 	/* The order this boot first read chunks in (`lazyrootd bootlist`),
 	 * up to LR_BOOTORDER_MAX, and a bit per chunk already recorded. */
 	uint32_t *rec;

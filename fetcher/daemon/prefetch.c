@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "chunkstore.h"
@@ -24,6 +25,29 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void lr_prefetch_priority(struct lr_daemon *d, int demand)
+{
+	struct lr_prefetch *p = &d->pf;
+	int want = !demand && p->state == LR_PF_RUNNING;
+
+	/* Prefetch's hashing and writing compete for the CPU with the
+	 * programs of the booted system, and the reads the kernel serves
+	 * from what lazyrootd already wrote never reach lazyrootd: a cached
+	 * read ran at half speed next to a full-rate prefetch (one vCPU
+	 * under TCG). A demand READ puts the priority back before it is
+	 * served; an errno here is logged once and prefetch goes on at
+	 * normal priority. */
+	if (want == p->niced)
+		return;
+	if (setpriority(PRIO_PROCESS, 0, want ? LR_PREFETCH_NICE : 0) < 0) {
+		static int told;
+		if (!told++)
+			log_warning_errno(errno, "cannot change lazyrootd's CPU priority for prefetch");
+		return;
+	}
+	p->niced = want;
 }
 
 static double mb(uint64_t b)
@@ -207,8 +231,10 @@ int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 	for (unsigned i = 0; i < LR_READS_MAX; i++)
 		if (d->reads[i].used)
 			return next;
-	/* ... and not while the boot still reads from the network: a quiet
-	 * spell first (under TCG, hashing competes with the boot's CPU too). */
+	/* ... and not while the boot still reads through lazyrootd: a quiet
+	 * spell first. From the network or from the local store, serving a
+	 * READ takes the CPU prefetch would take (hashing, writing), and
+	 * under TCG there is one CPU for that and the boot itself. */
 	if (d->last_demand_ms && now < d->last_demand_ms + LR_PREFETCH_QUIET_MS) {
 		int quiet = (int)(d->last_demand_ms + LR_PREFETCH_QUIET_MS - now);
 		return quiet < next ? quiet : next;
