@@ -303,7 +303,20 @@ lr_start_daemon() {
 	done
 	[ $# -gt 0 ] || lr_fail "no trusted keys in this initramfs (/etc/lazyroot/keys/*.pem)"
 	[ -r /etc/lazyroot/ca.pem ] && set -- "$@" --ca /etc/lazyroot/ca.pem
+	# The initramfs's own minimum (baked in at build time) holds whatever
+	# the command line says; rd.lazyroot.minversion= can only raise it.
+	if [ -r /etc/lazyroot/min-version ]; then
+		read -r lr_baked </etc/lazyroot/min-version
+		case $lr_baked in
+		''|*[!0-9]*) lr_fail "/etc/lazyroot/min-version in this initramfs is not a number" ;;
+		esac
+		[ -n "$lr_minver" ] && [ "$lr_minver" -ge "$lr_baked" ] || lr_minver=$lr_baked
+	fi
 	[ -n "$lr_minver" ] && set -- "$@" --min-version "$lr_minver"
+	if [ -r /etc/lazyroot/channel ]; then
+		read -r lr_baked </etc/lazyroot/channel
+		set -- "$@" --channel "$lr_baked"
+	fi
 	[ -n "$lr_insecure" ] && set -- "$@" --insecure
 	[ -n "$lr_timeout" ] && set -- "$@" --read-timeout "$lr_timeout"
 	[ -n "$lr_debug" ] && set -- "$@" --verbose

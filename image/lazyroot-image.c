@@ -38,7 +38,8 @@ static int usage(int rc)
 		"       lazyroot-image build   --key KEY.pem [opts] ROOTDIR OUTDIR\n"
 		"       lazyroot-image publish --key KEY.pem [opts] IMAGE.erofs OUTDIR\n"
 		"       lazyroot-image sign    --key KEY.pem [--trust PUB.pem] [--version N]\n"
-		"                              [--boot-order LIST] OUTDIR\n"
+		"                              [--boot-order LIST] [--channel NAME]\n"
+		"                              [--expires T] OUTDIR\n"
 		"       lazyroot-image verify  --key PUB.pem OUTDIR\n"
 		"       lazyroot-image inspect OUTDIR\n"
 		"\n"
@@ -60,6 +61,10 @@ static int usage(int rc)
 		"  --boot-order LIST  sign: embed the boot-order list LIST (`lazyrootd bootlist`\n"
 		"                     on a booted machine prints it): later boots fetch those\n"
 		"                     chunks, in that order, before the kernel asks\n"
+		"  --channel NAME     the image's channel (1 to 64 of a-z 0-9 . _ -): an\n"
+		"                     initramfs built with --channel boots only that channel\n"
+		"  --expires T        the signature is valid until T (Unix seconds, or +DAYS\n"
+		"                     from now; sign: 'never' removes it)\n"
 		"  --trust PUB.pem    sign: the public key OUTDIR is signed with now (default:\n"
 		"                     KEY's own). sign checks OUTDIR completely first and\n"
 		"                     refuses a --version lower than the signed one\n"
@@ -176,6 +181,8 @@ int main(int argc, char **argv)
 		{ "no-meta-map", no_argument, NULL, 'M' },
 		{ "boot-order", required_argument, NULL, 'B' },
 		{ "trust", required_argument, NULL, 'T' },
+		{ "channel", required_argument, NULL, 'H' },
+		{ "expires", required_argument, NULL, 'E' },
 		{ "no-inline-data", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -183,6 +190,7 @@ int main(int argc, char **argv)
 	};
 	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1 };
 	const char *compress = "lz4hc", *keep = NULL, *bootlist = NULL, *trust = NULL;
+	int set_expires = 0;
 	uint64_t version = 0;
 	char *end;
 	int c, r;
@@ -217,6 +225,27 @@ int main(int argc, char **argv)
 		case 'M': po.meta_map = 0; break;
 		case 'B': bootlist = optarg; break;
 		case 'T': trust = optarg; break;
+		case 'H':
+			if (!lr_channel_valid(optarg, strlen(optarg))) {
+				fprintf(stderr, "lazyroot-image: --channel wants 1 to 64 of a-z 0-9 . _ -\n");
+				return 2;
+			}
+			po.channel = optarg;
+			break;
+		case 'E':
+			set_expires = 1;
+			if (strcmp(optarg, "never") == 0) {
+				po.expires = 0;
+				break;
+			}
+			po.expires = strtoull(optarg + (optarg[0] == '+'), &end, 10);
+			if (*end || end == optarg + (optarg[0] == '+') || po.expires == 0) {
+				fprintf(stderr, "lazyroot-image: --expires wants Unix seconds, +DAYS or never\n");
+				return 2;
+			}
+			if (optarg[0] == '+')
+				po.expires = (uint64_t)time(NULL) + po.expires * 86400;
+			break;
 		case 'N': no_inline = 1; break;
 		case 'q': po.quiet = 1; break;
 		case 'h': return usage(0);
@@ -282,7 +311,10 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "sign") == 0) {
 		if (nargs != 1 || !po.key_path)
 			return usage(2);
-		return lr_resign(args[0], po.key_path, trust, version, bootlist) < 0;
+		struct lr_resign_opts ro = { .trust = trust, .version = version, .bootlist = bootlist,
+					     .channel = po.channel, .set_expires = set_expires,
+					     .expires = po.expires };
+		return lr_resign(args[0], po.key_path, &ro) < 0;
 	}
 	if (strcmp(cmd, "verify") == 0) {
 		if (nargs != 1 || !po.key_path)

@@ -291,6 +291,9 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 	m.image_size = (uint64_t)sb.st_size;
 	m.chunk_size = o->chunk_size;
 	m.image_version = o->image_version;
+	if (o->channel)
+		snprintf(m.channel, sizeof(m.channel), "%s", o->channel);
+	m.expires = o->expires;
 	uint64_t n = lr_tree_chunks(m.image_size, m.chunk_size);
 	m.depth = lr_tree_depth(n);
 	r = mkdir_p(outdir);
@@ -463,9 +466,10 @@ static int64_t read_bootlist(const char *path, uint64_t nchunks, uint8_t *out)
 static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, const char *key_name,
 			  int quiet);
 
-int lr_resign(const char *outdir, const char *key_path, const char *trust_path,
-	      uint64_t new_version, const char *bootlist)
+int lr_resign(const char *outdir, const char *key_path, const struct lr_resign_opts *o)
 {
+	const char *trust_path = o->trust, *bootlist = o->bootlist;
+	uint64_t new_version = o->version;
 	struct lr_manifest m;
 	char *text, *pem = NULL;
 	size_t len, plen;
@@ -510,6 +514,10 @@ int lr_resign(const char *outdir, const char *key_path, const char *trust_path,
 	}
 	if (new_version)
 		m.image_version = new_version;
+	if (o->channel)
+		snprintf(m.channel, sizeof(m.channel), "%s", o->channel);
+	if (o->set_expires)
+		m.expires = o->expires;
 	if (bootlist) {
 		uint8_t *list = malloc(LR_BOOTORDER_MAX * 4);
 		int64_t n = list ? read_bootlist(bootlist, lr_tree_chunks(m.image_size, m.chunk_size),

@@ -15,6 +15,8 @@
 struct lr_publish_opts {
 	uint32_t chunk_size;    /* power of two, 4 KiB .. 1 MiB */
 	uint64_t image_version; /* anti-rollback counter */
+	const char *channel;    /* the image's channel (NULL: none) */
+	uint64_t expires;       /* signature valid until (Unix seconds; 0: always) */
 	const char *key_path;   /* private key, PEM */
 	int quiet;
 	/* Publish the metadata map (image/erofs-meta.h), which kernels that
@@ -39,8 +41,15 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
  * public key in trust_path, or else the signing key's own), every tree
  * node, chunk, metadata piece and list. A version lower than the signed
  * one is refused (-ERANGE). */
-int lr_resign(const char *outdir, const char *key_path, const char *trust_path,
-	      uint64_t new_version, const char *bootlist);
+struct lr_resign_opts {
+	const char *trust;    /* public key OUTDIR is signed with (NULL: the signer's) */
+	uint64_t version;     /* 0: keep */
+	const char *bootlist; /* NULL: keep the list */
+	const char *channel;  /* NULL: keep; "" removes it */
+	int set_expires;      /* expires below replaces the manifest's */
+	uint64_t expires;     /* 0: never */
+};
+int lr_resign(const char *outdir, const char *key_path, const struct lr_resign_opts *o);
 
 /* Check OUTDIR against the public key: signature, every node, every chunk.
  * 0 only when all is valid; prints what is wrong on stderr. */

@@ -62,6 +62,7 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	d->epfd = d->sigfd = d->statusfd = d->bootedfd = d->bootlistfd = -1;
 	d->boot_wall = (int64_t)time(NULL);
 	d->min_version = cfg->min_version;
+	d->channel = cfg->channel;
 	d->read_timeout_ms = cfg->read_timeout_ms ? cfg->read_timeout_ms : 60000;
 	d->last_end = UINT64_MAX;
 	r = lr_transport_new(&d->tr, &o);
@@ -138,6 +139,22 @@ static int manifest_check(const void *data, size_t len, void *ctx)
 			  " (rollback)",
 			  d->pending.image_version, d->min_version);
 		return -ESTALE;
+	}
+	/* Freshness and binding, after the signature (unsigned fields mean
+	 * nothing): the image this initramfs is for, signed recently enough. */
+	if (d->channel && strcmp(d->pending.channel, d->channel) != 0) {
+		d->manifest_why = "an image of another channel";
+		d->manifest_err = -EPERM;
+		log_error("manifest refused: channel '%s', this machine boots '%s'",
+			  d->pending.channel[0] ? d->pending.channel : "(none)", d->channel);
+		return -EPERM;
+	}
+	if (d->pending.expires && (uint64_t)time(NULL) > d->pending.expires) {
+		d->manifest_why = "its signature expired";
+		d->manifest_err = -EKEYEXPIRED;
+		log_error("manifest refused: signed for use until %" PRIu64 " (Unix time), the clock "
+			  "says %" PRIu64, d->pending.expires, (uint64_t)time(NULL));
+		return -EKEYEXPIRED;
 	}
 	memcpy(d->manifest_text, data, len);
 	d->manifest_text[len] = '\0';

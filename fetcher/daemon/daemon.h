@@ -73,6 +73,7 @@ struct lr_daemon_config {
 	const char *mirrors[LR_MIRRORS_MAX];
 	size_t nmirrors;
 	uint64_t min_version;
+	const char *channel;       /* the manifest must name it (NULL: any) */
 	unsigned read_timeout_ms;  /* a READ not served by then gets EIO */
 	unsigned fetch_timeout_ms; /* one transfer */
 	const char *ca_pem;
@@ -88,6 +89,7 @@ struct lr_daemon {
 	struct lr_keyring keys;
 	struct lr_image img;
 	uint64_t min_version;
+	const char *channel;
 	unsigned read_timeout_ms;
 	char volume_key[LR_KEY_MAX];
 	int have_object;

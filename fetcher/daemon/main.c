@@ -68,6 +68,8 @@ static void usage(FILE *f)
 		"      --image-file F    fanotify: the sparse image file (default CACHE-DIR/image)\n"
 		"  -k, --key FILE        trusted public key (PEM, P-256); repeat for rotation\n"
 		"      --min-version N   refuse images older than N (anti-rollback)\n"
+		"      --channel NAME    refuse images whose signed manifest names another\n"
+		"                        channel, or none\n"
 		"  -c, --cache-dir DIR   cache directory (ext4/ext2/xfs, not tmpfs)\n"
 		"  -t, --tag TAG         cachefiles tag and status socket name (default lazyroot)\n"
 		"      --ca FILE         CA bundle (PEM) for https, read at start\n"
@@ -220,6 +222,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, 'k' },
 		{ "min-version", required_argument, NULL, 'm' },
+		{ "channel", required_argument, NULL, 'H' },
 		{ "cache-dir", required_argument, NULL, 'c' },
 		{ "tag", required_argument, NULL, 't' },
 		{ "ca", required_argument, NULL, 'C' },
@@ -277,6 +280,13 @@ int main(int argc, char **argv)
 				fprintf(stderr, "lazyrootd: --min-version wants a number\n");
 				return EXIT_CONFIG;
 			}
+			break;
+		case 'H':
+			if (!lr_channel_valid(optarg, strlen(optarg))) {
+				fprintf(stderr, "lazyrootd: --channel wants 1 to 64 of a-z 0-9 . _ -\n");
+				return EXIT_CONFIG;
+			}
+			cfg.channel = optarg;
 			break;
 		case 'c': cachedir = optarg; break;
 		case 't': tag = optarg; break;

@@ -189,6 +189,17 @@ int lr_next_field(const char *text, size_t len, size_t *pos, const char *key,
 	return 0;
 }
 
+int lr_channel_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > LR_CHANNEL_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		      s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
 int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const char **why)
 {
 	const char *v;
@@ -248,6 +259,16 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 			return bad(why, "boot-order malformed (digest and a count up to 16384 chunks)");
 		m->has_order = 1;
 	}
+	if (len - pos > 8 && memcmp(text + pos, "channel ", 8) == 0) {
+		if (lr_next_field(text, len, &pos, "channel", &v, &vl) < 0 || !lr_channel_valid(v, vl))
+			return bad(why, "channel malformed (1 to 64 of a-z 0-9 . _ -)");
+		memcpy(m->channel, v, vl);
+	}
+	if (len - pos > 8 && memcmp(text + pos, "expires ", 8) == 0) {
+		if (lr_next_field(text, len, &pos, "expires", &v, &vl) < 0 ||
+		    lr_parse_u64(v, vl, &m->expires) < 0 || m->expires == 0)
+			return bad(why, "expires malformed (Unix seconds)");
+	}
 	if (lr_next_field(text, len, &pos, "key-id", &v, &vl) < 0 || vl != LR_KEYID_HEX)
 		return bad(why, "key-id missing or malformed");
 	for (size_t i = 0; i < vl; i++)
@@ -268,6 +289,8 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t *len)
 {
 	char root[LR_DIGEST_HEX + 1], meta[LR_DIGEST_HEX + 48] = "", order[LR_DIGEST_HEX + 48] = "";
+	char fresh[LR_CHANNEL_MAX + 48] = "";
+	size_t fl = 0;
 
 	lr_digest_hex(&m->root, root);
 	if (m->has_order) {
@@ -280,12 +303,17 @@ int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t 
 		lr_digest_hex(&m->meta_digest, hex);
 		snprintf(meta, sizeof(meta), "meta-map %s %" PRIu64 "\n", hex, m->meta_size);
 	}
+	if (m->channel[0])
+		fl += (size_t)snprintf(fresh, sizeof(fresh), "channel %.*s\n", (int)LR_CHANNEL_MAX,
+				       m->channel);
+	if (m->expires)
+		snprintf(fresh + fl, sizeof(fresh) - fl, "expires %" PRIu64 "\n", m->expires);
 	int n = snprintf(buf, cap,
 			 "lazyroot-manifest %d\nimage-version %" PRIu64 "\nimage-size %" PRIu64
 			 "\nchunk-size %" PRIu32 "\ntree-depth %" PRIu32
-			 "\ntree-root %s\nfsid %s\n%s%skey-id %s\n",
+			 "\ntree-root %s\nfsid %s\n%s%s%skey-id %s\n",
 			 LR_MANIFEST_FORMAT, m->image_version, m->image_size, m->chunk_size,
-			 m->depth, root, m->fsid, meta, order, m->key_id);
+			 m->depth, root, m->fsid, meta, order, fresh, m->key_id);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	*len = (size_t)n;

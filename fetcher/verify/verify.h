@@ -36,6 +36,7 @@
 #define LR_SIG_MAX 144u
 #define LR_KEYID_HEX 16
 #define LR_FSID_LEN 35 /* "lr-" + 32 hex */
+#define LR_CHANNEL_MAX 64 /* an image name: [a-z0-9._-], 1..64 */
 #define LR_OBJPATH_MAX (sizeof("chunks/xx/") + LR_DIGEST_HEX)
 #define LR_KEYS_MAX 8u
 
@@ -74,6 +75,12 @@ struct lr_manifest {
 	int has_order;
 	struct lr_digest order_digest;
 	uint64_t order_count;
+	/* Optional: the image's channel (a name the initramfs may require:
+	 * another product's or a debug image signed by the same key is then
+	 * refused), and when the signature stops being valid (Unix seconds;
+	 * 0: never). */
+	char channel[LR_CHANNEL_MAX + 1];
+	uint64_t expires;
 	uint64_t image_version;
 	uint64_t image_size;
 	uint32_t chunk_size;
@@ -89,6 +96,9 @@ struct lr_manifest {
 /* The fsid for these parameters ("lr-" + 32 hex). */
 void lr_fsid_derive(uint64_t image_size, uint32_t chunk_size, uint32_t depth,
 		    const struct lr_digest *root, char out[LR_FSID_LEN + 1]);
+
+/* A valid channel name: 1..LR_CHANNEL_MAX of [a-z0-9._-]. */
+int lr_channel_valid(const char *s, size_t len);
 
 /* Parse and check structure and consistency (sizes, depth, fsid); not the
  * signature. 0 or -EBADMSG with *why. */

@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/cachefiles.h>
@@ -34,13 +35,14 @@
 
 static char dir[] = "/tmp/lazyroot-td-XXXXXX";
 static uint8_t *img;
+static const char *channel; /* daemon_up's --channel */
 
 static void daemon_up(struct lr_daemon *d, const char *mirrors, const char *pubkey,
 		      uint64_t minver, unsigned read_timeout_ms)
 {
 	static char urls[1024];
 	struct lr_daemon_config cfg = { .min_version = minver, .read_timeout_ms = read_timeout_ms,
-					.fetch_timeout_ms = 1000 };
+					.fetch_timeout_ms = 1000, .channel = channel };
 	char *pem, *save = NULL;
 	size_t len;
 
@@ -109,6 +111,39 @@ int main(void)
 	daemon_up(&d, urls, pub, 4, 5000);
 	is(lr_daemon_load_manifest(&d), -ESTALE, "manifest older than --min-version refused");
 	lr_daemon_fini(&d);
+
+	/* Channel and expiry, signed into the manifest. */
+	{
+		char pubc[512], urlc[600];
+		struct lr_publish_opts pc = po;
+		p(pubc, "pubc");
+		pc.channel = "prod";
+		pc.expires = (uint64_t)time(NULL) + 3600;
+		if (lr_publish(image, pubc, &pc, &st) < 0)
+			abort();
+		snprintf(urlc, sizeof(urlc), "file://%s", pubc);
+		channel = "prod";
+		daemon_up(&d, urlc, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), 0, "channel prod, unexpired: accepted by a prod machine");
+		lr_daemon_fini(&d);
+		daemon_up(&d, urls, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), -EPERM, "a manifest without a channel: refused");
+		lr_daemon_fini(&d);
+		channel = "debug";
+		daemon_up(&d, urlc, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), -EPERM, "channel prod on a debug machine: refused");
+		lr_daemon_fini(&d);
+		channel = NULL;
+		daemon_up(&d, urlc, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), 0, "no channel required: any channel accepted");
+		lr_daemon_fini(&d);
+		pc.expires = (uint64_t)time(NULL) - 60;
+		if (lr_publish(image, pubc, &pc, &st) < 0)
+			abort();
+		daemon_up(&d, urlc, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), -EKEYEXPIRED, "an expired signature: refused");
+		lr_daemon_fini(&d);
+	}
 
 	/* Key rotation: with the old and the new key trusted, a manifest
 	 * signed by either is accepted. */

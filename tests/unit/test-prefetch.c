@@ -443,7 +443,7 @@ int main(void)
 		lr_daemon_fini(&d);
 		fakedev_close();
 		/* Signed into the manifest. */
-		is(lr_resign(pub3, key, NULL, 0, listf), 0, "lazyroot-image sign --boot-order");
+		is(lr_resign(pub3, key, &(struct lr_resign_opts){ .bootlist = listf }), 0, "lazyroot-image sign --boot-order");
 		is(lr_verify_dir(pub3, pub, 1), 0, "... and the directory verifies");
 		/* Boot B fetches them before the kernel asks. */
 		daemon_up(&d, url3, pub);

@@ -160,11 +160,27 @@ int main(void)
 	is(st.chunks_written, 0, "... writes nothing: every object present and right");
 
 	/* re-signing with a new version and the second key */
-	is(lr_resign(out, key2, NULL, 9, NULL), -ENOKEY,
+	is(lr_resign(out, key2, &(struct lr_resign_opts){ .version = 9 }), -ENOKEY,
 	   "re-signing with key 2 a directory key 1 signed, without --trust: refused");
-	is(lr_resign(out, key2, pub, 9, NULL), 0, "re-sign with key 2 as version 9 (trusting key 1)");
-	is(lr_resign(out, key2, NULL, 8, NULL), -ERANGE, "a lower version is refused");
-	is(lr_resign(out, key2, NULL, 9, NULL), 0, "the same version again (a new list) is signed");
+	is(lr_resign(out, key2, &(struct lr_resign_opts){ .trust = pub, .version = 9 }), 0, "re-sign with key 2 as version 9 (trusting key 1)");
+	is(lr_resign(out, key2, &(struct lr_resign_opts){ .version = 8 }), -ERANGE, "a lower version is refused");
+	is(lr_resign(out, key2, &(struct lr_resign_opts){ .version = 9 }), 0, "the same version again (a new list) is signed");
+	is(lr_resign(out, key2, &(struct lr_resign_opts){ .channel = "prod", .set_expires = 1,
+							.expires = 4102444800ull }),
+	   0, "sign with a channel and an expiry");
+	{
+		char *t2;
+		size_t l2;
+		struct lr_manifest m2;
+		is(lr_read_file(mpath, 8192, &t2, &l2), 0, "manifest with channel readable");
+		is(lr_manifest_parse(t2, l2, &m2, NULL), 0, "... parses");
+		ok(strcmp(m2.channel, "prod") == 0 && m2.expires == 4102444800ull,
+		   "... channel and expiry kept");
+		is(lr_manifest_verify(&kr2, t2, &m2), 0, "... under the signature");
+		char *e = edited(t2, "channel prod", "channel Prod");
+		ok(parse_text(e, &m2) == -EBADMSG, "a channel with upper case is malformed");
+		free(t2);
+	}
 	free(text);
 	is(lr_read_file(mpath, 8192, &text, &len), 0, "re-signed manifest readable");
 	is(lr_manifest_parse(text, len, &m, NULL), 0, "re-signed manifest parses");
@@ -177,7 +193,7 @@ int main(void)
 	if (fd < 0 || pwrite(fd, "Y", 1, 200) != 1)
 		abort();
 	close(fd);
-	ok(lr_resign(out, key2, NULL, 10, NULL) < 0, "a corrupt chunk: not signed");
+	ok(lr_resign(out, key2, &(struct lr_resign_opts){ .version = 10 }) < 0, "a corrupt chunk: not signed");
 	free(text);
 	is(lr_read_file(mpath, 8192, &text, &len), 0, "manifest still readable");
 	is(lr_manifest_parse(text, len, &m, NULL), 0, "... parses");

@@ -6,7 +6,12 @@
 #  - a RAM disk too small for a cache
 #  - a manifest signed by a key the initramfs does not trust
 #  - a manifest whose signature does not match (edited after signing)
-#  - an image older than rd.lazyroot.minversion (rollback)
+#  - an image older than rd.lazyroot.minversion (rollback), and older than
+#    the minimum baked into the initramfs (which the command line cannot
+#    lower)
+#  - an initramfs for channel "prod": an image without a channel, one of
+#    channel "debug" (signed by the same key), and a "prod" image whose
+#    signature expired
 # Each guest must name the cause and end itself (reboot -f with QEMU's
 # -no-reboot), well within the timeout.
 # shellcheck source=tests/vm/lib.sh
@@ -57,6 +62,44 @@ check rollback "root=lazyroot:http://10.0.2.100/ rd.lazyroot.minversion=2" \
 	"lazyrootd refused .*\\(image version below the minimum \\(rollback\\)\\)" \
 	"image version 1 is below the minimum 2 \\(rollback\\)" \
 	--guestfwd "$(fwd 10.0.2.100 80 "$good_port")"
+# Freshness and binding: copies of the fixture signed again with a
+# channel and an expiry (lazyroot-image sign verifies them first).
+tool=$BUILD/host/image/lazyroot-image
+for v in debug expired prod; do
+	mkdir -p "$WORK/$v"
+	cp -a "$FIX/pub/." "$WORK/$v/"
+done
+"$tool" sign -q --key "$FIX/key.pem" --channel debug "$WORK/debug" || fail "sign --channel failed"
+"$tool" sign -q --key "$FIX/key.pem" --channel prod --expires 1000000000 "$WORK/expired" ||
+	fail "sign --expires failed"
+"$tool" sign -q --key "$FIX/key.pem" --channel prod --expires +30 "$WORK/prod" || fail "sign failed"
+start_nginx "$WORK/debug" 3
+debug_port=$HTTP_PORT
+start_nginx "$WORK/expired" 4
+expired_port=$HTTP_PORT
+start_nginx "$WORK/prod" 5
+prod_port=$HTTP_PORT
+vm_initramfs --key "$FIX/pub.pem" --min-version 2
+check baked-minversion "root=lazyroot:http://10.0.2.100/ rd.lazyroot.minversion=1" \
+	"lazyrootd refused .*\\(image version below the minimum \\(rollback\\)\\)" \
+	"image version 1 is below the minimum 2 \\(rollback\\)" \
+	--guestfwd "$(fwd 10.0.2.100 80 "$good_port")"
+vm_initramfs --key "$FIX/pub.pem" --channel prod
+check no-channel "root=lazyroot:http://10.0.2.100/" \
+	"lazyrootd refused .*\\(an image of another channel\\)" \
+	"channel '\\(none\\)', this machine boots 'prod'" --guestfwd "$(fwd 10.0.2.100 80 "$good_port")"
+check other-channel "root=lazyroot:http://10.0.2.100/" \
+	"lazyrootd refused .*\\(an image of another channel\\)" \
+	"channel 'debug', this machine boots 'prod'" --guestfwd "$(fwd 10.0.2.100 80 "$debug_port")"
+check expired "root=lazyroot:http://10.0.2.100/" \
+	"lazyrootd refused .*\\(its signature expired\\)" \
+	"signed for use until 1000000000" --guestfwd "$(fwd 10.0.2.100 80 "$expired_port")"
+# ... and the right channel, unexpired, boots (to the new root's init).
+vm_boot "$WORK/prod.log" "root=lazyroot:http://10.0.2.100/ brd.rd_size=131072" \
+	--guestfwd "$(fwd 10.0.2.100 80 "$prod_port")"
+expect "$WORK/prod.log" '^lazyroot-test: new root init running' "the prod image, unexpired, did not boot"
+note "prod initramfs, prod image valid for 30 days: boots"
+
 vm_initramfs --key "$FIX/other-pub.pem"
 check wrong-key "root=lazyroot:http://10.0.2.100/" \
 	"lazyrootd refused .*\\(signed by a key that is not trusted\\)" \

@@ -16,6 +16,8 @@
 #   lazyroot_daemon="/usr/sbin/lazyrootd"        the static daemon
 #   lazyroot_keys="/etc/lazyroot/keys"           *.pem: trusted signing keys
 #   lazyroot_ca="/etc/lazyroot/ca.pem"           optional https CA bundle
+# and, when present, /etc/lazyroot/channel (the only image channel this
+# machine boots) and /etc/lazyroot/min-version (the oldest version).
 
 # called by dracut
 check() {
@@ -60,6 +62,9 @@ install() {
 		return 1
 	fi
 	[[ -r $dracutsysrootdir$ca ]] && inst_simple "$ca" /etc/lazyroot/ca.pem
+	for k in channel min-version; do
+		[[ -r $dracutsysrootdir/etc/lazyroot/$k ]] && inst_simple "/etc/lazyroot/$k"
+	done
 	inst_simple "$moddir/lazyroot.sh" /lib/lazyroot/lazyroot.sh
 	inst_multiple mke2fs mount umount mkdir cat tail tr sleep setsid modprobe
 	# a cache disk (rd.lazyroot.cache=DEV|LABEL=|UUID=): found, checked, set up
