@@ -702,10 +702,14 @@ static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int er
 	if (d->be && transient(err) && still_wanted(d, level, idx)) {
 		struct lr_job *j = job_new(d, level, idx);
 		if (j && job_start(d, j) == 0) {
-			d->stats.fetch_restarts++;
-			log_warning("%s %" PRIu32 "/%" PRIu64 ": %s after every attempt; trying again "
-				    "while readers wait",
-				    level ? "tree node" : "chunk", level, idx, strerror(-err));
+			/* Logged at the 1st, 2nd, 4th, 8th... restart: an outage
+			 * restarts many fetches, and /dev/kmsg drops lines past
+			 * its rate limit (the reader's EIO line among them). */
+			uint64_t n = ++d->stats.fetch_restarts;
+			if ((n & (n - 1)) == 0)
+				log_warning("%s %" PRIu32 "/%" PRIu64 ": %s after every attempt; trying "
+					    "again while readers wait (restart %" PRIu64 ")",
+					    level ? "tree node" : "chunk", level, idx, strerror(-err), n);
 			return;
 		}
 		if (j)

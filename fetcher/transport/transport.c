@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -60,6 +61,11 @@ struct lr_transport {
 	 * at start: a path would break when the hook moves the source mount
 	 * into the new root, and after switch_root. -1 for other schemes. */
 	int dirfd[LR_MIRRORS_MAX];
+	/* Failures in a row per mirror: the first is logged, the rest only
+	 * counted until the mirror answers again (an outage would otherwise
+	 * log every attempt of every fetch, and /dev/kmsg's rate limit would
+	 * drop the lines that matter). */
+	uint64_t fails[LR_MIRRORS_MAX];
 	unsigned nmirrors, preferred, nfile_done;
 	/* A directory laid out like a mirror, asked before any mirror for
 	 * every object but the manifest (lr_transport_set_local); -1: none. */
@@ -715,6 +721,11 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 	if (!err) {
 		lr_fetch_done_fn done = s->done;
 		void *ctx = s->ctx;
+		if (t->fails[s->mirror]) {
+			log_notice("mirror %s answers again (after %" PRIu64 " failed attempts)",
+				   t->mirrors[s->mirror], t->fails[s->mirror]);
+			t->fails[s->mirror] = 0;
+		}
 		t->preferred = s->mirror;
 		release(t, s);
 		done(ctx, 0, buf, len);
@@ -729,7 +740,13 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 	snprintf(t->last_error, sizeof(t->last_error), "%s/%s: %s%s%s%s", t->mirrors[s->mirror],
 		 s->name, status, strerror(-err), s->curlcode ? ": " : "",
 		 s->curlcode ? curl_easy_strerror((CURLcode)s->curlcode) : "");
-	log_warning("fetch %s (attempt %u of %u)", t->last_error, s->attempts + 1, t->attempts);
+	if (t->fails[s->mirror]++ == 0)
+		log_warning("fetch %s (attempt %u of %u; until this mirror answers again, its "
+			    "failures are only counted)",
+			    t->last_error, s->attempts + 1, t->attempts);
+	else
+		log_debug("fetch %s (attempt %u of %u)", t->last_error, s->attempts + 1,
+			  t->attempts);
 	s->curlcode = 0;
 	s->status = 0;
 	forget_redirect(s);
