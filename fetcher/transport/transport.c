@@ -721,11 +721,11 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 	if (!err) {
 		lr_fetch_done_fn done = s->done;
 		void *ctx = s->ctx;
-		if (t->fails[s->mirror]) {
+		/* (one failure alone was logged already, and says it all) */
+		if (t->fails[s->mirror] > 1)
 			log_notice("mirror %s answers again (after %" PRIu64 " failed attempts)",
 				   t->mirrors[s->mirror], t->fails[s->mirror]);
-			t->fails[s->mirror] = 0;
-		}
+		t->fails[s->mirror] = 0;
 		t->preferred = s->mirror;
 		release(t, s);
 		done(ctx, 0, buf, len);
