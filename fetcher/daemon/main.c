@@ -462,7 +462,10 @@ int main(int argc, char **argv)
 	r = lr_daemon_load_manifest(&d);
 	if (r < 0) {
 		lr_daemon_fini(&d);
-		return fail_exit(r == -EKEYREJECTED || r == -ENOKEY || r == -ESTALE || r == -EBADMSG
+		/* Refused (no retry helps): a manifest that is bad, signed by
+		 * another key, too old, of another channel or expired. */
+		return fail_exit(r == -EKEYREJECTED || r == -ENOKEY || r == -ESTALE || r == -EBADMSG ||
+						 r == -EPERM || r == -EKEYEXPIRED
 					 ? EXIT_CONFIG
 					 : EXIT_RUNTIME);
 	}
