@@ -53,11 +53,16 @@ lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
 	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto lr_prefetch=on lr_store=
+	lr_srcfs=ext4
 	read -r cmdline </proc/cmdline
+	# Split on blanks, never glob: a '*' or '?' on the command line is a
+	# character of a value, not a pattern matched against init's files.
+	set -f
 	for arg in $cmdline; do
 		case $arg in
 		root=lazyroot:*) lr_url=${arg#root=lazyroot:} ;;
 		rd.lazyroot.srcdev=*) lr_srcdev=${arg#*=} ;;
+		rd.lazyroot.srcfstype=*) lr_srcfs=${arg#*=} ;;
 		rd.lazyroot.cache=*) lr_cache=${arg#*=} ;;
 		rd.lazyroot.overlay=*) lr_overlay=${arg#*=} ;;
 		rd.lazyroot.debug) lr_debug=1 ;;
@@ -75,7 +80,11 @@ lr_parse_cmdline() {
 		rd.break) lr_rdbreak=1 ;;
 		esac
 	done
+	set +f
 	[ -n "$lr_url" ] || lr_fail "no root=lazyroot:URL on the kernel command line"
+	case $lr_srcfs in
+	''|*[!a-z0-9]*) lr_fail "rd.lazyroot.srcfstype=$lr_srcfs: a file system type such as ext4, vfat or iso9660" ;;
+	esac
 	case $lr_overlay in
 	""|none|tmpfs) ;;
 	*) lr_fail "rd.lazyroot.overlay=$lr_overlay: only 'tmpfs' or 'none' are known" ;;
@@ -205,8 +214,12 @@ lr_mount_srcdev() {
 		i=$((i + 1))
 	done
 	[ -b "$lr_srcdev" ] || lr_fail "source device $lr_srcdev did not appear within 10 s"
-	mount -o ro "$lr_srcdev" "$LR_RUN/src" ||
-		lr_fail "cannot mount source device $lr_srcdev read-only"
+	# A disk anyone may have handed the machine: one file system type
+	# (no probing of every driver the kernel has), and nothing on it runs,
+	# opens a device or gains privilege, here or in the booted system
+	# (the mount moves there).
+	mount -t "$lr_srcfs" -o ro,nosuid,nodev,noexec "$lr_srcdev" "$LR_RUN/src" ||
+		lr_fail "cannot mount source device $lr_srcdev read-only as $lr_srcfs (rd.lazyroot.srcfstype=)"
 }
 
 lr_setup_cache() {
@@ -326,9 +339,12 @@ lr_start_daemon() {
 	on|off) set -- "$@" --prefetch "$lr_prefetch" ;;
 	*) set -- "$@" --prefetch on --prefetch-rate "$lr_prefetch" ;;
 	esac
+	set -f
+	set -f
 	for r in $lr_resolve; do
 		set -- "$@" --resolve "$r"
 	done
+	set +f
 	# Started by its '@' name: systemd leaves processes whose argv[0]
 	# starts with '@' alone at shutdown (root storage daemons).
 	lr_ready=$(@lazyrootd --daemon --log=kmsg --tag "$LR_TAG" --cache-dir "$LR_RUN/cache" \
