@@ -37,7 +37,15 @@ lr_nginx_start() {
 	lr_test_ca "$s" || return 1
 	HTTP_PORT=$(lr_free_port) || return 1
 	HTTPS_PORT=$(LR_PORT_TAKEN=$HTTP_PORT lr_free_port) || return 1
+	# nginx's workers run as nobody, who cannot reach a tree under a
+	# 0700 home (a clone in /root on Debian): then they run as root. A
+	# loopback server for the tests and the demo, serving our own files.
+	local user=''
+	if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -r "$root" -a -x "$root" 2>/dev/null; then
+		user='user root root;'
+	fi
 	cat >"$s/nginx.conf" <<CONF
+$user
 worker_processes 1;
 daemon off;
 pid $s/nginx.pid;

@@ -379,7 +379,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_CONFIG;
 	}
-	char *urls = strdup(argv[optind]);
+	/* The mirror list, split in place: the configuration points into it
+	 * for the process's life (static: no error path has to free it). */
+	static char urls_buf[LR_MIRRORS_MAX * (LR_URL_MAX + 1)];
+	char *urls = strlen(argv[optind]) < sizeof(urls_buf) ? strcpy(urls_buf, argv[optind]) : NULL;
 
 	if (kmsg) {
 		/* Opened now, before switch_root takes /dev away from us. */
@@ -484,7 +487,6 @@ int main(int argc, char **argv)
 				   d.img.nchunks, d.img.m.image_size, mono_s() - t0);
 		lr_daemon_fini(&d);
 		free(ca);
-		free(urls);
 		return r < 0 ? EXIT_RUNTIME : 0;
 	}
 
@@ -546,6 +548,5 @@ int main(int argc, char **argv)
 	r = lr_backend_serve(&d);
 	lr_daemon_fini(&d);
 	free(ca);
-	free(urls);
 	return r < 0 ? EXIT_RUNTIME : 0;
 }
