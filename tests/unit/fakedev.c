@@ -19,6 +19,32 @@ static uint32_t withdrawn = UINT32_MAX; /* a READ the kernel no longer holds */
 static int withdrawn_tried;
 static struct lr_cf_ops fake_ops;
 static int kside = -1;
+/* Per READ id: 0 never sent, 1 sent and not completed, 2 completed. */
+#define FAKE_IDS 65536u
+static uint8_t idstate[FAKE_IDS];
+
+static void id_sent(uint32_t msg_id)
+{
+	if (msg_id >= FAKE_IDS) {
+		fprintf(stderr, "fake device: READ id %u: tests use ids below %u\n", msg_id, FAKE_IDS);
+		abort();
+	}
+	idstate[msg_id] = 1; /* the kernel reuses an id once it is completed */
+}
+
+int fakedev_check_complete(uint32_t msg_id)
+{
+	if (msg_id >= FAKE_IDS || idstate[msg_id] == 0) {
+		fprintf(stderr, "fake device: READ %u completed, but never sent\n", msg_id);
+		return -1;
+	}
+	if (idstate[msg_id] == 2) {
+		fprintf(stderr, "fake device: READ %u completed twice\n", msg_id);
+		return -1;
+	}
+	idstate[msg_id] = 2;
+	return 0;
+}
 
 static int fake_complete(int fd, uint32_t msg_id)
 {
@@ -29,6 +55,8 @@ static int fake_complete(int fd, uint32_t msg_id)
 		errno = EINVAL; /* what the kernel says for an id it dropped */
 		return -1;
 	}
+	if (fakedev_check_complete(msg_id) < 0)
+		abort();
 	completed[ncompleted++ % 256] = msg_id;
 	return 0;
 }
@@ -86,6 +114,7 @@ void fakedev_send_read(uint32_t msg_id, uint32_t object_id, uint64_t off, uint64
 		  .object_id = object_id },
 		{ .off = off, .len = len } };
 
+	id_sent(msg_id);
 	if (write(kside, &m, sizeof(m)) != sizeof(m))
 		abort();
 }
@@ -101,6 +130,14 @@ void fakedev_send_close(uint32_t msg_id, uint32_t object_id)
 
 int fakedev_write_raw(const void *buf, size_t len)
 {
+	struct cachefiles_msg h;
+
+	/* A malformed message may still carry an id the daemon answers. */
+	if (len >= sizeof(h)) {
+		memcpy(&h, buf, sizeof(h));
+		if (h.opcode == CACHEFILES_OP_READ && h.msg_id < FAKE_IDS)
+			id_sent(h.msg_id);
+	}
 	return write(kside, buf, len) == (ssize_t)len ? 0 : -1;
 }
 

@@ -25,6 +25,11 @@ int fakedev_write_raw(const void *buf, size_t len);
 /* What the daemon wrote back (a copen line), or "". */
 const char *fakedev_reply(void);
 int fakedev_completed(uint32_t msg_id);
+/* The device's bookkeeping, which every completion passes (and the test
+ * aborts on -1): a READ completed that was never sent, or completed
+ * twice, is a daemon bug the kernel would answer with EINVAL or worse.
+ * READ ids are below 65536 in the tests. */
+int fakedev_check_complete(uint32_t msg_id);
 /* The kernel drops msg_id (its reader was killed): completing it fails
  * with EINVAL, as the device does; tried() says the daemon attempted it. */
 void fakedev_withdraw(uint32_t msg_id);

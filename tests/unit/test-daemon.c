@@ -187,6 +187,9 @@ int main(void)
 	fakedev_send_read(3, 11, 0, 4096);
 	fakedev_serve(&d, 3);
 	ok(fakedev_completed(3), "READ of chunk 0 completed");
+	/* The fake device itself: it would abort the test on either. */
+	is(fakedev_check_complete(3), -1, "fake device: catches a READ completed twice");
+	is(fakedev_check_complete(60001), -1, "fake device: catches a READ id never sent");
 	ok(pread(obj, got, 4096, 0) == 4096 && memcmp(got, img, 4096) == 0,
 	   "chunk 0 written with the image bytes");
 	is(d.stats.nodes_fetched, 2, "top node and one leaf node fetched");
