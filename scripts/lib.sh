@@ -29,8 +29,11 @@ kernel_dir() {
 
 # The static dependency prefix (mbedTLS + libcurl for musl) for the current
 # pins; build-deps fills it.
+# deps_dir VERSION...: keyed by the build script and the source versions
+# it resolved.
 deps_dir() {
-	echo "$LAZYROOT_CACHE/deps/$(hash_inputs "$LAZYROOT_TOP/scripts/build-deps")"
+	echo "$LAZYROOT_CACHE/deps/$({ cat "$LAZYROOT_TOP/scripts/build-deps"; echo "$*"; } |
+		sha256sum | cut -c1-16)"
 }
 
 # A deb-src entry for Debian trixie, the suite whose curl and mbedTLS
