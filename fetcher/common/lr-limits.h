@@ -118,6 +118,9 @@
 /* Prefetch starts no fetch until the kernel has sent no READ for this
  * long: the boot's own reads come in bursts with short gaps. */
 #define LR_PREFETCH_QUIET_MS 500u
+/* A status, booted or bootlist client gives up on a daemon that does not
+ * answer within this long (connect, then each read). */
+#define LR_STATUS_CLIENT_TIMEOUT_S 10
 /* The nice value while prefetch alone keeps lazyrootd busy: the booted
  * system's programs get the CPU first (about 10:1 under CFS). */
 #define LR_PREFETCH_NICE 10

@@ -58,8 +58,14 @@ static int connect_at(const char *tag, const char *suffix)
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return lr_neg_errno();
+	/* A daemon that is stuck must not hang its client (the boot's hook
+	 * asks for status before switch_root): connecting and each read are
+	 * bounded. */
+	struct timeval tv = { .tv_sec = LR_STATUS_CLIENT_TIMEOUT_S };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sa, salen) < 0)
-		return lr_neg_errno();
+		return errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : lr_neg_errno();
 	return lr_steal_fd(&fd);
 }
 
@@ -113,7 +119,7 @@ int lr_status_query(const char *tag, int outfd)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return lr_neg_errno();
+			return errno == EAGAIN ? -ETIMEDOUT : lr_neg_errno();
 		if (n == 0)
 			return 0;
 		if (write(outfd, buf, (size_t)n) != n)
@@ -157,7 +163,7 @@ int lr_bootlist_query(const char *tag, int outfd)
 		n = read(fd, &byte, 1);
 	while (n < 0 && errno == EINTR);
 	if (n != 1)
-		return n < 0 ? lr_neg_errno() : -EPROTO;
+		return n < 0 ? (errno == EAGAIN ? -ETIMEDOUT : lr_neg_errno()) : -EPROTO;
 	char buf[8192];
 	off_t off = 0;
 	while ((n = pread(mfd, buf, sizeof(buf), off)) > 0) {
