@@ -451,7 +451,30 @@ lr_booted() {
 	lazyrootd booted --tag "$LR_TAG" 2>/dev/null || lr_log "warning: lazyrootd did not take 'booted' (prefetch starts by itself later)"
 }
 
+# The new root's init, resolved through its symlinks inside the new root
+# and its first bytes read: switch_root runs as PID 1, so its own failure
+# ("can't execute '/sbin/init'") is a kernel panic with no cause on the
+# console. An init that is missing or cannot be read (the root's data
+# unavailable) is a FATAL line instead.
+lr_check_init() {
+	p=$lr_init n=0
+	while [ -L "$LR_NEWROOT$p" ] && [ $n -lt 16 ]; do
+		t=$(readlink "$LR_NEWROOT$p")
+		case $t in
+		/*) p=$t ;;
+		*) p=$(dirname "$p")/$t ;;
+		esac
+		n=$((n + 1))
+	done
+	if [ ! -f "$LR_NEWROOT$p" ] || [ ! -x "$LR_NEWROOT$p" ]; then
+		lr_fail "the new root has no executable init at $lr_init (init= on the command line?)"
+	fi
+	err=$(head -c 64 "$LR_NEWROOT$p" 2>&1 >/dev/null) ||
+		lr_fail "the new root's init $lr_init cannot be read: ${err:-read error}"
+}
+
 lr_switch_root() {
+	lr_check_init
 	lr_prepare_shutdown
 	lr_booted
 	# busybox switch_root moves nothing: carry the API filesystems (and
@@ -462,7 +485,8 @@ lr_switch_root() {
 		fi
 	done
 	# switch_root must run as PID 1, so it replaces this shell; the
-	# checks in lr_mount_root make its own failure modes unlikely.
+	# checks in lr_mount_root and lr_check_init make its own failure modes
+	# unlikely.
 	exec switch_root "$LR_NEWROOT" "$lr_init"
 }
 
