@@ -53,7 +53,7 @@ lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
 	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto lr_prefetch=on lr_store=
-	lr_srcfs=ext4
+	lr_srcfs=ext4 lr_bootif=''
 	read -r cmdline </proc/cmdline
 	# Split on blanks, never glob: a '*' or '?' on the command line is a
 	# character of a value, not a pattern matched against init's files.
@@ -63,6 +63,9 @@ lr_parse_cmdline() {
 		root=lazyroot:*) lr_url=${arg#root=lazyroot:} ;;
 		rd.lazyroot.srcdev=*) lr_srcdev=${arg#*=} ;;
 		rd.lazyroot.srcfstype=*) lr_srcfs=${arg#*=} ;;
+		BOOTIF=*)
+			# pxelinux/iPXE: 01-aa-bb-cc-dd-ee-ff (01: Ethernet)
+			lr_bootif=$(echo "${arg#BOOTIF=01-}" | tr 'A-F-' 'a-f:') ;;
 		rd.lazyroot.cache=*) lr_cache=${arg#*=} ;;
 		rd.lazyroot.overlay=*) lr_overlay=${arg#*=} ;;
 		rd.lazyroot.debug) lr_debug=1 ;;
@@ -127,6 +130,35 @@ lr_prefixlen() {
 	echo "$n"
 }
 
+# The interface to use when ip= names none: the one whose MAC the PXE
+# firmware booted from (BOOTIF=01-aa-bb-cc-dd-ee-ff), else the first
+# hardware NIC (one with a device: no bridges, bonds or tunnels) that has
+# a carrier, else the first hardware NIC. NICs appear and links come up
+# asynchronously: up to 10 s.
+lr_pick_iface() {
+	i=0 first=''
+	while [ $i -lt 100 ]; do
+		for d in /sys/class/net/*; do
+			n=${d##*/}
+			if [ "$n" = lo ] || [ ! -e "$d/device" ]; then
+				continue
+			fi
+			if [ -n "$lr_bootif" ]; then
+				[ "$(cat "$d/address" 2>/dev/null)" != "$lr_bootif" ] || { iface=$n; return 0; }
+				continue
+			fi
+			[ -n "$first" ] || first=$n
+			ip link set "$n" up 2>/dev/null
+			[ "$(cat "$d/carrier" 2>/dev/null)" != 1 ] || { iface=$n; return 0; }
+		done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -z "$lr_bootif" ] || lr_fail "no interface with the MAC address BOOTIF names ($lr_bootif) within 10 s"
+	iface=$first
+	[ -z "$iface" ] || lr_log "no carrier on any interface within 10 s: trying $iface"
+}
+
 # Bring the network up when a mirror needs it: ip=dhcp (the default) or the
 # kernel's static form ip=CLIENT::GATEWAY:NETMASK::IFACE:off.
 lr_network() {
@@ -141,18 +173,7 @@ lr_network() {
 	set -- $lr_ip
 	IFS=$old_ifs
 	client=${1:-} gw=${3:-} mask=${4:-} iface=${6:-}
-	if [ -z "$iface" ]; then
-		i=0
-		# NICs appear asynchronously: wait a bounded time (10 s).
-		while [ $i -lt 100 ]; do
-			for n in /sys/class/net/*; do
-				n=${n##*/}
-				[ "$n" = lo ] || { iface=$n; break 2; }
-			done
-			sleep 0.1
-			i=$((i + 1))
-		done
-	fi
+	[ -n "$iface" ] || lr_pick_iface
 	[ -n "$iface" ] || lr_fail "no network interface appeared within 10 s (a mirror is $lr_url)"
 	ip link set "$iface" up || lr_fail "cannot bring $iface up"
 	case $client in
