@@ -62,6 +62,9 @@
 /* Backoff after every mirror failed once: doubles per round up to the cap,
  * with +-25% jitter so a fleet does not retry in lockstep. */
 #define LR_BACKOFF_CAP_MS 4000u
+/* With several mirrors: how long the others may still answer with a newer
+ * manifest once one acceptable manifest is in. */
+#define LR_MANIFEST_GRACE_MS 500u
 /* Redirects one transfer follows within its mirror's origin. */
 #define LR_REDIRECTS_MAX 3u
 

@@ -104,13 +104,55 @@ void lr_daemon_fini(struct lr_daemon *d)
 
 /* ---- manifest ---- */
 
+static int manifest_verify(struct lr_daemon *d, const void *data, size_t len);
+
 static int manifest_check(const void *data, size_t len, void *ctx)
 {
-	struct lr_daemon *d = ctx;
+	struct lr_manifest_offer *o = ctx;
+	struct lr_daemon *d = o->d;
+	struct lr_manifest best = d->pending;
+	int r;
+
+	if (d->manifest_chosen)
+		return 0; /* a late answer: the image is chosen already */
+	d->stats.manifest_bytes += len;
+	r = manifest_verify(d, data, len);
+	if (r < 0) {
+		if (d->have_manifest)
+			d->pending = best;
+		return r;
+	}
+	if (d->have_manifest && d->pending.image_version <= best.image_version) {
+		/* Valid, but not newer than what another mirror offers. */
+		if (d->pending.image_version < best.image_version)
+			log_notice("mirror %s offers image version %" PRIu64 ", older than version %" PRIu64
+				   " from %s: not booted",
+				   o->mirror >= 0 ? lr_transport_mirror(d->tr, (unsigned)o->mirror) : "(local copy)",
+				   d->pending.image_version, best.image_version,
+				   d->manifest_mirror >= 0 ? lr_transport_mirror(d->tr, (unsigned)d->manifest_mirror)
+							   : "(local copy)");
+		d->pending = best;
+		return 0;
+	}
+	if (d->have_manifest)
+		log_notice("mirror %s offers image version %" PRIu64 ", newer than version %" PRIu64
+			   ": booting it",
+			   o->mirror >= 0 ? lr_transport_mirror(d->tr, (unsigned)o->mirror) : "(local copy)",
+			   d->pending.image_version, best.image_version);
+	memcpy(d->manifest_text, data, len);
+	d->manifest_text[len] = '\0';
+	d->have_manifest = 1;
+	d->manifest_mirror = o->mirror;
+	return 0;
+}
+
+/* One manifest answer: parsed into d->pending, its signature, version,
+ * channel and expiry checked. 0 or -errno (d->manifest_why says why). */
+static int manifest_verify(struct lr_daemon *d, const void *data, size_t len)
+{
 	const char *why = NULL;
 	int r;
 
-	d->stats.manifest_bytes += len;
 	r = lr_manifest_parse(data, len, &d->pending, &why);
 	if (r < 0) {
 		d->manifest_why = why;
@@ -156,21 +198,22 @@ static int manifest_check(const void *data, size_t len, void *ctx)
 			  "says %" PRIu64, d->pending.expires, (uint64_t)time(NULL));
 		return -EKEYEXPIRED;
 	}
-	memcpy(d->manifest_text, data, len);
-	d->manifest_text[len] = '\0';
 	return 0;
 }
 
 static void manifest_done(void *ctx, int err, const void *data, size_t len)
 {
-	struct lr_daemon *d = ctx;
+	struct lr_manifest_offer *o = ctx;
+	struct lr_daemon *d = o->d;
 
 	(void)data;
 	(void)len;
-	d->manifest_done = 1;
+	o->done = 1;
+	if (d->manifest_chosen)
+		return;
 	if (err == 0)
 		d->manifest_err = 0;
-	else if (err != -EBADMSG || !d->manifest_err)
+	else if (!d->have_manifest && (err != -EBADMSG || !d->manifest_err))
 		d->manifest_err = err; /* a transport error, not a refusal */
 }
 
@@ -213,6 +256,53 @@ void lr_daemon_wait(struct lr_daemon *d, const int *flag)
 	close(epfd);
 }
 
+/* Ask every mirror for its manifest at once. The first acceptable answer
+ * starts a short grace period (LR_MANIFEST_GRACE_MS) for the others, then
+ * the newest acceptable version is taken: a dead or slow mirror costs at
+ * most that, and one mirror alone cannot hold the machine on an old
+ * image while another offers a newer one. */
+static int manifest_fetch_all(struct lr_daemon *d)
+{
+	unsigned n = lr_transport_mirrors(d->tr);
+	int epfd = transport_epoll(d), r = 0;
+	uint64_t grace_end = 0;
+
+	if (epfd < 0)
+		return -errno;
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		d->offers[i] = (struct lr_manifest_offer){ .d = d, .mirror = (int)i };
+		r = n == 1 ? lr_transport_fetch(d->tr, LR_MANIFEST_NAME, LR_MANIFEST_MAX, manifest_check,
+						manifest_done, &d->offers[i])
+			   : lr_transport_fetch_from(d->tr, i, LR_MANIFEST_NAME, LR_MANIFEST_MAX,
+						     manifest_check, manifest_done, &d->offers[i]);
+	}
+	for (;;) {
+		unsigned done = 0;
+		for (unsigned i = 0; i < n; i++)
+			done += (unsigned)d->offers[i].done;
+		if (r < 0 || done == n)
+			break;
+		uint64_t now = now_ms();
+		if (d->have_manifest && !grace_end)
+			grace_end = now + LR_MANIFEST_GRACE_MS;
+		if (grace_end && now >= grace_end)
+			break;
+		int t = lr_daemon_tick(d);
+		if (grace_end && (t < 0 || (uint64_t)t > grace_end - now))
+			t = (int)(grace_end - now);
+		transport_wait(epfd, t);
+	}
+	close(epfd);
+	d->manifest_chosen = 1;
+	d->manifest_done = 1;
+	if (d->have_manifest) {
+		d->manifest_err = 0;
+		if (d->manifest_mirror >= 0)
+			lr_transport_prefer(d->tr, (unsigned)d->manifest_mirror);
+	}
+	return r;
+}
+
 int lr_daemon_load_manifest(struct lr_daemon *d)
 {
 	int r;
@@ -228,11 +318,13 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 			d->min_version = v;
 		}
 	}
-	r = lr_transport_fetch(d->tr, LR_MANIFEST_NAME, LR_MANIFEST_MAX, manifest_check,
-			       manifest_done, d);
+	d->have_manifest = d->manifest_chosen = 0;
+	d->manifest_mirror = -1;
+	r = manifest_fetch_all(d);
 	if (r < 0)
 		return log_error_errno(r, "queueing the manifest fetch");
-	lr_daemon_wait(d, &d->manifest_done);
+	if (!d->have_manifest && d->manifest_err == 0)
+		d->manifest_err = -EIO;
 	if (d->manifest_err < 0 && !d->manifest_why && d->store) {
 		/* No mirror answered at all (not: answered wrongly): the copy
 		 * an earlier boot kept, checked like a mirror's answer. */
@@ -241,7 +333,11 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 		int e = text ? lr_chunkstore_get_file(d->store, LR_MANIFEST_NAME, text,
 						       LR_MANIFEST_MAX, &len)
 			     : -ENOMEM;
-		if (e == 0 && manifest_check(text, len, d) == 0) {
+		struct lr_manifest_offer local = { .d = d, .mirror = -1 };
+		d->manifest_chosen = 0;
+		e = e == 0 ? manifest_check(text, len, &local) : e;
+		d->manifest_chosen = 1;
+		if (e == 0) {
 			log_notice("no mirror answered (%s): booting the local copy of the manifest",
 				   strerror(-d->manifest_err));
 			d->manifest_err = 0;

@@ -136,10 +136,21 @@ struct lr_daemon {
 	unsigned nchunkbufs; /* how many of chunks[] this chunk size allows */
 	uint64_t chunk_clock;
 	struct lr_stats stats;
-	struct lr_manifest pending; /* the manifest being checked */
+	struct lr_manifest pending; /* the newest acceptable manifest so far */
 	const char *manifest_why;   /* why the last manifest answer was refused */
 	char manifest_text[LR_MANIFEST_MAX + 1];
 	int manifest_done, manifest_err;
+	/* With several mirrors each is asked for its manifest, and the newest
+	 * version that verifies is booted (a mirror left behind, or one
+	 * replaying an old image, does not decide alone). */
+	struct lr_manifest_offer {
+		struct lr_daemon *d;
+		int mirror; /* -1: the local copy */
+		int done;
+	} offers[LR_MIRRORS_MAX];
+	int have_manifest;   /* pending holds an acceptable manifest */
+	int manifest_mirror; /* where it came from (-1: the local copy) */
+	int manifest_chosen; /* later answers change nothing */
 	int verify_err; /* verify mode: the first chunk that could not be had */
 	int epfd, sigfd, statusfd, dev_watched;
 	int bootedfd; /* `lazyrootd booted` connects here: start prefetch */

@@ -39,6 +39,7 @@ struct slot {
 	lr_fetch_done_fn done;
 	void *ctx;
 	unsigned attempts, mirror, tried; /* tried: mirrors tried this round */
+	int pinned;     /* this mirror only (lr_transport_fetch_from) */
 	uint64_t due_ms;
 	CURL *easy;
 	uint8_t *buf;
@@ -428,8 +429,8 @@ unsigned lr_transport_pending(const struct lr_transport *t)
 	return t->nused;
 }
 
-static int queue(struct lr_transport *t, const char *name, size_t max, lr_fetch_check_fn check,
-		 lr_fetch_done_fn done, void *ctx, int background)
+static int queue_at(struct lr_transport *t, const char *name, size_t max, lr_fetch_check_fn check,
+		    lr_fetch_done_fn done, void *ctx, int background, int mirror)
 {
 	size_t l = strlen(name);
 
@@ -447,13 +448,44 @@ static int queue(struct lr_transport *t, const char *name, size_t max, lr_fetch_
 		s->check = check;
 		s->done = done;
 		s->ctx = ctx;
-		s->mirror = t->preferred;
+		s->mirror = mirror >= 0 ? (unsigned)mirror : t->preferred;
+		s->pinned = mirror >= 0;
 		s->due_ms = 0;
 		s->background = background;
 		t->nused++;
 		return 0;
 	}
 	return -EBUSY;
+}
+
+static int queue(struct lr_transport *t, const char *name, size_t max, lr_fetch_check_fn check,
+		 lr_fetch_done_fn done, void *ctx, int background)
+{
+	return queue_at(t, name, max, check, done, ctx, background, -1);
+}
+
+int lr_transport_fetch_from(struct lr_transport *t, unsigned mirror, const char *name, size_t max,
+			    lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
+{
+	if (mirror >= t->nmirrors)
+		return -EINVAL;
+	return queue_at(t, name, max, check, done, ctx, 0, (int)mirror);
+}
+
+unsigned lr_transport_mirrors(const struct lr_transport *t)
+{
+	return t->nmirrors;
+}
+
+const char *lr_transport_mirror(const struct lr_transport *t, unsigned mirror)
+{
+	return mirror < t->nmirrors ? t->mirrors[mirror] : NULL;
+}
+
+void lr_transport_prefer(struct lr_transport *t, unsigned mirror)
+{
+	if (mirror < t->nmirrors)
+		t->preferred = mirror;
 }
 
 int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
@@ -751,7 +783,9 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 	s->status = 0;
 	forget_redirect(s);
 	s->attempts++;
-	if (s->attempts >= t->attempts || !lr_transport_retryable(err)) {
+	/* A pinned fetch gets one mirror's share of the attempts. */
+	unsigned limit = s->pinned ? (t->attempts + t->nmirrors - 1) / t->nmirrors : t->attempts;
+	if (s->attempts >= limit || !lr_transport_retryable(err)) {
 		lr_fetch_done_fn done = s->done;
 		void *ctx = s->ctx;
 		t->st.failed++;
@@ -760,10 +794,11 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 		return;
 	}
 	/* Next mirror at once; after a full round of mirrors, back off. */
-	s->mirror = (s->mirror + 1) % t->nmirrors;
+	if (!s->pinned)
+		s->mirror = (s->mirror + 1) % t->nmirrors;
 	s->tried++;
-	if (s->tried >= t->nmirrors) {
-		unsigned round = s->attempts / t->nmirrors;
+	if (s->tried >= (s->pinned ? 1 : t->nmirrors)) {
+		unsigned round = s->pinned ? s->attempts : s->attempts / t->nmirrors;
 		unsigned ms = t->backoff_ms << (round > 5 ? 5 : round);
 		s->tried = 0;
 		s->due_ms = now_ms() + jitter(t, ms > LR_BACKOFF_CAP_MS ? LR_BACKOFF_CAP_MS : ms);

@@ -71,6 +71,14 @@ int lr_transport_reset(struct lr_transport *t);
  */
 int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
 		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
+/* The same from one mirror only (with that mirror's share of the
+ * attempts): to compare what each mirror offers. */
+int lr_transport_fetch_from(struct lr_transport *t, unsigned mirror, const char *name, size_t max,
+			    lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
+unsigned lr_transport_mirrors(const struct lr_transport *t);
+const char *lr_transport_mirror(const struct lr_transport *t, unsigned mirror);
+/* Ask this mirror first from now on. */
+void lr_transport_prefer(struct lr_transport *t, unsigned mirror);
 /*
  * The same at background priority (prefetch): started only on connections
  * no demand fetch waits for, and never more than

@@ -145,6 +145,37 @@ int main(void)
 		lr_daemon_fini(&d);
 	}
 
+	/* Several mirrors: each is asked, the newest acceptable version wins
+	 * whatever the order; a dead mirror costs at most the grace period. */
+	{
+		char pubv[512], two[1300];
+		struct lr_publish_opts pv = po;
+		p(pubv, "pubv5");
+		pv.image_version = 5;
+		if (lr_publish(image, pubv, &pv, &st) < 0)
+			abort();
+		snprintf(two, sizeof(two), "file://%s,file://%s", puba, pubv);
+		daemon_up(&d, two, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), 0, "two mirrors, versions 3 and 5");
+		is(d.img.m.image_version, 5, "... the newer (second) one is booted");
+		lr_daemon_fini(&d);
+		snprintf(two, sizeof(two), "file://%s,file://%s", pubv, puba);
+		daemon_up(&d, two, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), 0, "versions 5 and 3");
+		is(d.img.m.image_version, 5, "... the newer (first) one is booted");
+		lr_daemon_fini(&d);
+		snprintf(two, sizeof(two), "http://127.0.0.1:1,file://%s", puba);
+		daemon_up(&d, two, pub, 0, 5000);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		is(lr_daemon_load_manifest(&d), 0, "a dead mirror, then a good one");
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		ok(secs < 2.0, "... chosen within 2 s (%.2f s)", secs);
+		is(d.img.m.image_version, 3, "... from the good mirror");
+		lr_daemon_fini(&d);
+	}
+
 	/* Key rotation: with the old and the new key trusted, a manifest
 	 * signed by either is accepted. */
 	daemon_up(&d, urls, pub2, 0, 5000);
