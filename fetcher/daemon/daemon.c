@@ -122,7 +122,11 @@ static int manifest_check(const void *data, size_t len, void *ctx)
 			d->pending = best;
 		return r;
 	}
-	if (d->have_manifest && d->pending.image_version <= best.image_version) {
+	/* On a tie the mirror listed first wins: the order is the operator's
+	 * preference (and chunks come from the chosen mirror first). */
+	int earlier = o->mirror >= 0 && (d->manifest_mirror < 0 || o->mirror < d->manifest_mirror);
+	if (d->have_manifest && (d->pending.image_version < best.image_version ||
+				 (d->pending.image_version == best.image_version && !earlier))) {
 		/* Valid, but not newer than what another mirror offers. */
 		if (d->pending.image_version < best.image_version)
 			log_notice("mirror %s offers image version %" PRIu64 ", older than version %" PRIu64
@@ -134,7 +138,7 @@ static int manifest_check(const void *data, size_t len, void *ctx)
 		d->pending = best;
 		return 0;
 	}
-	if (d->have_manifest)
+	if (d->have_manifest && d->pending.image_version > best.image_version)
 		log_notice("mirror %s offers image version %" PRIu64 ", newer than version %" PRIu64
 			   ": booting it",
 			   o->mirror >= 0 ? lr_transport_mirror(d->tr, (unsigned)o->mirror) : "(local copy)",
