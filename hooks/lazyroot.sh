@@ -488,7 +488,7 @@ lr_check_init() {
 		n=$((n + 1))
 	done
 	if [ ! -f "$LR_NEWROOT$p" ] || [ ! -x "$LR_NEWROOT$p" ]; then
-		lr_fail "the new root has no executable init at $lr_init (init= on the command line?)"
+		lr_fail "the new root has no executable $lr_init (set init=; followed to $p)"
 	fi
 	err=$(head -c 64 "$LR_NEWROOT$p" 2>&1 >/dev/null) ||
 		lr_fail "the new root's init $lr_init cannot be read: ${err:-read error}"

@@ -62,7 +62,7 @@ check bad-signature "root=lazyroot:http://10.0.2.100/" \
 	"lazyrootd refused http://10.0.2.100/: no acceptable manifest on any mirror \\(bad signature\\)" \
 	"manifest refused: bad signature" --guestfwd "$(fwd 10.0.2.100 80 "$bad_port")"
 MOUNTED_OK=1 check no-init "root=lazyroot:http://10.0.2.100/ brd.rd_size=131072 init=/sbin/no-such-init" \
-	"the new root has no executable init at /sbin/no-such-init" "" \
+	"the new root has no executable /sbin/no-such-init" "" \
 	--guestfwd "$(fwd 10.0.2.100 80 "$good_port")"
 check rollback "root=lazyroot:http://10.0.2.100/ rd.lazyroot.minversion=2" \
 	"lazyrootd refused .*\\(image version below the minimum \\(rollback\\)\\)" \
