@@ -298,7 +298,6 @@ static int manifest_fetch_all(struct lr_daemon *d)
 	}
 	close(epfd);
 	d->manifest_chosen = 1;
-	d->manifest_done = 1;
 	if (d->have_manifest) {
 		d->manifest_err = 0;
 		if (d->manifest_mirror >= 0)
@@ -311,7 +310,6 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 {
 	int r;
 
-	d->manifest_done = 0;
 	d->manifest_err = 0;
 	if (d->store) {
 		uint64_t v = lr_state_version(d);

@@ -139,7 +139,7 @@ struct lr_daemon {
 	struct lr_manifest pending; /* the newest acceptable manifest so far */
 	const char *manifest_why;   /* why the last manifest answer was refused */
 	char manifest_text[LR_MANIFEST_MAX + 1];
-	int manifest_done, manifest_err;
+	int manifest_err;
 	/* With several mirrors each is asked for its manifest, and the newest
 	 * version that verifies is booted (a mirror left behind, or one
 	 * replaying an old image, does not decide alone). */
