@@ -19,13 +19,15 @@ rules=$PROXY_RULES stats=$PROXY_STATS
 mirror=http://127.0.0.1:$PROXY_PORT
 
 st() { sed -n "s/^$1 //p" "$WORK/out"; }
+# Ports are picked per run: the table's rows must not depend on them.
+noport() { sed -E 's/:[0-9]+(\/|$)/:PORT\1/g'; }
 injected() { sed -n "s/^$1 //p" "$stats"; }
 
 # with_rules NAME RULES [lazyrootd options...]: the image verifies through
 # the proxy while RULES apply, and the proxy injected at least one fault.
 with_rules() {
-	local name=$1
-	printf '%s\n' "$2" >"$rules"
+	local name=$1 rule=$2
+	printf '%s\n' "$rule" >"$rules"
 	shift 2
 	"$LAZYROOTD" verify --key "$FIX/pub.pem" "$@" "${MIRRORS:-$mirror}" >"$WORK/out" 2>"$WORK/err" || {
 		tail -n 20 "$WORK/err"
@@ -36,6 +38,7 @@ with_rules() {
 	n=$(injected faults)
 	[ "${n:-0}" -ge 1 ] || fail "$name: the proxy injected nothing"
 	note "$name: $n faults injected; image verified: requests $(st requests), retries $(st retries), answers_rejected $(st answers_rejected), fetches_failed $(st fetches_failed)"
+	row "mirror: $name ($(noport <<<"$rule"))" "$n injected; image verified, $(st answers_rejected) answers refused, $(st retries) retries, 0 fetches failed"
 }
 
 # The first answer for each chunk bent: each fetch fails once, the retry
@@ -69,6 +72,7 @@ rc=0
 grep -q "cannot fetch lazyroot.manifest from any mirror; the last attempt: $mirror/lazyroot.manifest: HTTP 403" "$WORK/err" ||
 	{ cat "$WORK/err"; fail "the failure does not name the URL and the HTTP status"; }
 note "403: $(grep -o 'cannot fetch.*' "$WORK/err" | tail -n 1)"
+row "the only mirror answers 403 to the manifest" "fails, exit 2: $(grep -o 'cannot fetch.*' "$WORK/err" | tail -n 1 | sed "s|$mirror|MIRROR|")"
 
 # Redirects out of the mirror's origin: refused, counted, and with this
 # mirror alone the image cannot be had.
@@ -80,6 +84,7 @@ for to in "http://127.0.0.1:$other/{path}" "https://127.0.0.1:$PROXY_PORT/{path}
 	fi
 	grep -q "redirects to ${to%%\{*}.*: refused" "$WORK/err" || { tail -n 5 "$WORK/err"; fail "no refusal of the redirect to $to"; }
 	note "redirect to $to: refused ($(grep -c ': refused' "$WORK/err") times)"
+	row "redirect to $(noport <<<"${to%%/\{*}") (other host, port or scheme)" "refused, counted in redirects_refused; not followed"
 done
 # ... and with a good second mirror, the image comes from there.
 MIRRORS=$mirror,http://127.0.0.1:$HTTP_PORT \
@@ -92,6 +97,7 @@ http_proxy=http://127.0.0.1:$dead HTTP_PROXY=http://127.0.0.1:$dead ALL_PROXY=ht
 	"$LAZYROOTD" verify --key "$FIX/pub.pem" "$mirror" >"$WORK/out" 2>"$WORK/err" ||
 	{ tail -n 5 "$WORK/err"; fail "a proxy variable in the environment was used"; }
 note "http_proxy/ALL_PROXY set to a dead port: ignored, image verified"
+row "http_proxy, HTTP_PROXY, ALL_PROXY set to a dead port" "ignored; image verified"
 
 # https with a certificate for another name (lazyroot.test, asked as 127.0.0.1).
 if "$LAZYROOTD" verify --key "$FIX/pub.pem" --ca "$WORK/ca.pem" --fetch-timeout 2 \
@@ -100,4 +106,5 @@ if "$LAZYROOTD" verify --key "$FIX/pub.pem" --ca "$WORK/ca.pem" --fetch-timeout 
 fi
 grep -q "lazyroot.manifest: .*Key was rejected\|certificate" "$WORK/err" || { cat "$WORK/err"; fail "no certificate error"; }
 note "certificate for another host name: refused ($(grep -o 'fetch https.*' "$WORK/err" | head -n 1))"
+row "https certificate for another host name" "refused (Key was rejected by service)"
 echo "PASS"

@@ -15,6 +15,9 @@ VM_TIMEOUT=${VM_TIMEOUT:-180}
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 note() { echo "  $*"; }
+# row WHAT OUTCOME: one row of the fault and bad-input table
+# (scripts/reliability collects them into docs/reliability.md).
+row() { printf 'row: %s | %s\n' "$1" "$2"; }
 
 # VM_KERNEL picks the guest kernel: "test" (default) is our 6.12 build with
 # everything built in (cachefiles backend); "debian" is Debian's stock 7.x

@@ -39,6 +39,7 @@ check() { # NAME APPEND FATAL-REGEX [DAEMON-REGEX] [run-qemu args...]
 		fail "$name: the image was mounted anyway"
 	grep -qE '^lazyroot: rebooting' "$log" || fail "$name: no reboot announced"
 	note "$name: $(grep -E '^lazyroot: FATAL' "$log" | head -n 1)"
+	row "boot: $name" "$(grep -E '^lazyroot: FATAL' "$log" | head -n 1 | tr -d '\r' | sed 's/^lazyroot: //'); rebooted"
 	[ -z "$why" ] || note "$name:   $(grep -oE "$why.*" "$log" | head -n 1)"
 }
 
@@ -105,6 +106,7 @@ vm_boot "$WORK/prod.log" "root=lazyroot:http://10.0.2.100/ brd.rd_size=131072" \
 	--guestfwd "$(fwd 10.0.2.100 80 "$prod_port")"
 expect "$WORK/prod.log" '^lazyroot-test: new root init running' "the prod image, unexpired, did not boot"
 note "prod initramfs, prod image valid for 30 days: boots"
+row "boot: channel prod initramfs, prod image signed for 30 days" "boots"
 
 vm_initramfs --key "$FIX/other-pub.pem"
 check wrong-key "root=lazyroot:http://10.0.2.100/" \

@@ -43,6 +43,7 @@ resets=$(sed -n 's/^reset //p' "$PROXY_STATS")
 t_out=$(t_big "$log")
 note "outage: ${resets:-0} connections reset over 10 s; big.bin read by t=${t_out}s (no faults: ${t_plain}s)"
 note "outage: $(grep -m1 '^lazyroot-test: lazyrootd status' "$log")"
+row "boot: the mirror resets every connection for 10 s from the new init's exec" "boot completes, 0 read errors, 0 READ timeouts; big.bin read by t=${t_out}s (no faults: ${t_plain}s)"
 [ "${resets:-0}" -ge 3 ] || fail "the outage reset only ${resets:-0} connections: it missed the boot"
 [ "$(status "$log" read_errors)" = 0 ] || fail "readers saw errors during the outage"
 [ "$(status "$log" read_timeouts)" = 0 ] || fail "READs timed out during the outage"
@@ -55,6 +56,7 @@ vm_boot "$log" "root=lazyroot:http://10.0.2.101/,http://10.0.2.100/ brd.rd_size=
 	--guestfwd "$(fwd 10.0.2.101 80 "$dead")"
 check_boot "$log"
 note "dead first mirror: root mounted after ${T_ROOT_MOUNTED}s (one mirror, no faults: ${t_plain_root}s)"
+row "boot: the first of two mirrors refuses every connection" "root mounted after ${T_ROOT_MOUNTED}s (one good mirror: ${t_plain_root}s)"
 [ "$(echo "$T_ROOT_MOUNTED <= $t_plain_root + 2" | bc)" = 1 ] || fail "failover took more than 2 s"
 
 # 3. The first answer for every chunk corrupted; prefetch reads it all.
@@ -74,6 +76,7 @@ expect "$log" '^lazyroot-test: offline: every file read, 0 read errors' "reads f
 expect "$log" "^lazyroot-test: offline big.bin md5 $BIG_MD5" "big.bin not intact"
 expect "$log" "^lazyroot-test: offline other.bin md5 $OTHER_MD5" "other.bin not intact"
 note "corrupted answers: $flips flipped by the proxy, $refused refused by lazyrootd; every file read intact"
+row "boot + prefetch: the first answer for every chunk has a byte changed" "$flips corrupted answers, $refused refused; prefetch completes; every file reads intact offline"
 [ "${flips:-0}" -ge 1000 ] || fail "only ${flips:-0} corrupted answers were sent"
 [ "${refused:-0}" -ge "$flips" ] || fail "$flips corrupted answers sent, only $refused refused"
 
@@ -92,4 +95,5 @@ expect "$log" 'lazyrootd: .*not served within 5000 ms: the reader gets EIO' "no 
 expect "$log" "^lazyroot-test: other.bin with the mirror back: md5 $OTHER_MD5" "reads did not work again with the mirror back"
 note "every mirror gone: $(grep -m1 -o 'other.bin with every mirror gone: FAILED.*' "$log")"
 note "mirror back: other.bin intact"
+row "booted: every mirror gone past the READ deadline (5 s), then back" "the reader gets EIO (a console line says so); the same file reads intact once the mirror is back"
 echo "PASS"
