@@ -57,18 +57,28 @@ static int load_private(mbedtls_pk_context *pk, const char *path, struct rng *g)
 	return 0;
 }
 
+/* The private key at path with a seeded RNG; key_close() in every case. */
+static int key_open(mbedtls_pk_context *pk, struct rng *g, const char *path)
+{
+	mbedtls_pk_init(pk);
+	int r = rng_init(g);
+	return r == 0 ? load_private(pk, path, g) : r;
+}
+
+static void key_close(mbedtls_pk_context *pk, struct rng *g)
+{
+	mbedtls_pk_free(pk);
+	rng_free(g);
+}
+
 int lr_sign_body(const char *key_path, const char *body, size_t len, uint8_t *sig,
 		 size_t *sig_len, char key_id[LR_KEYID_HEX + 1], int id_only)
 {
 	mbedtls_pk_context pk;
 	struct rng g;
 	struct lr_digest h;
-	int r;
+	int r = key_open(&pk, &g, key_path);
 
-	mbedtls_pk_init(&pk);
-	r = rng_init(&g);
-	if (r == 0)
-		r = load_private(&pk, key_path, &g);
 	if (r == 0)
 		r = lr_key_id(&pk, key_id);
 	if (r == 0 && !id_only) {
@@ -77,8 +87,7 @@ int lr_sign_body(const char *key_path, const char *body, size_t len, uint8_t *si
 				    mbedtls_ctr_drbg_random, &g.drbg) != 0)
 			r = -EIO;
 	}
-	mbedtls_pk_free(&pk);
-	rng_free(&g);
+	key_close(&pk, &g);
 	return r;
 }
 
@@ -86,16 +95,11 @@ int lr_public_pem(const char *key_path, char *pem, size_t len)
 {
 	mbedtls_pk_context pk;
 	struct rng g;
-	int r;
+	int r = key_open(&pk, &g, key_path);
 
-	mbedtls_pk_init(&pk);
-	r = rng_init(&g);
-	if (r == 0)
-		r = load_private(&pk, key_path, &g);
 	if (r == 0 && mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)pem, len) != 0)
 		r = -ENOBUFS;
-	mbedtls_pk_free(&pk);
-	rng_free(&g);
+	key_close(&pk, &g);
 	return r;
 }
 
