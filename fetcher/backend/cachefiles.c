@@ -233,6 +233,11 @@ void lr_cf_free(struct lr_cf *cf)
 	free(cf);
 }
 
+int lr_cf_restore(struct lr_cf *cf)
+{
+	return dev_cmd(cf, "restore");
+}
+
 int lr_cf_fd(const struct lr_cf *cf)
 {
 	return cf->devfd;

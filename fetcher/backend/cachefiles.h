@@ -46,6 +46,11 @@ int lr_cf_open_kernel(struct lr_cf **cfp, const char *devpath,
 int lr_cf_new(struct lr_cf **cfp, int devfd, const struct lr_cf_ops *ops);
 void lr_cf_free(struct lr_cf *cf);
 int lr_cf_fd(const struct lr_cf *cf);
+/* "restore": the kernel marks every request it still holds as new, so
+ * that what a dead daemon read and never answered is read again (the
+ * failover series, Linux 6.8's cachefiles; the reads of objects whose anon
+ * fds died with it make the kernel send OPEN again first). 0 or -errno. */
+int lr_cf_restore(struct lr_cf *cf);
 /* The backend interface (backend.h) of cf; freeing it frees cf. */
 struct lr_backend *lr_cf_backend(struct lr_cf *cf);
 

@@ -184,6 +184,11 @@ void lr_fan_free(struct lr_fan *f)
 	free(f);
 }
 
+int lr_fan_give(struct lr_fan *f, uid_t uid, gid_t gid)
+{
+	return fchown(f->filefd, uid, gid) < 0 ? lr_neg_errno() : 0;
+}
+
 int lr_fan_fd(const struct lr_fan *f)
 {
 	return f->fanfd;

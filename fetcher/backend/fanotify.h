@@ -78,6 +78,9 @@ int lr_fan_write(struct lr_fan *f, const void *buf, size_t len, uint64_t off);
  * pre-content events (< 6.14) or no FANOTIFY_ACCESS_PERMISSIONS. */
 int lr_fan_watch(struct lr_fan *f);
 int lr_fan_fd(const struct lr_fan *f);
+/* Make the image file the worker's (daemon/sandbox.h): the kernel opens
+ * the fd of each event with the credentials of the process reading it. */
+int lr_fan_give(struct lr_fan *f, uid_t uid, gid_t gid);
 /* Whether [off, off+len) holds no hole (only verified bytes are ever
  * written, so present means verified). 1, 0 or -errno. */
 int lr_fan_present(const struct lr_fan *f, uint64_t off, uint64_t len);

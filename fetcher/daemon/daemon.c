@@ -1689,7 +1689,7 @@ int lr_daemon_run(struct lr_daemon *d)
 					continue;
 				if (d->persist) {
 					log_notice("signal %u ignored: the mounted root is served by "
-						   "this daemon (fanotify backend)",
+						   "this daemon",
 						   si.ssi_signo);
 					continue;
 				}

@@ -88,7 +88,11 @@ static void usage(FILE *f)
 		"  -d, --daemon          background once serving; print the fsid on stdout first\n"
 		"      --log=kmsg|stderr where log lines go (default stderr)\n"
 		"      --device PATH     cachefiles device (default /dev/cachefiles)\n"
-		"  -v, --verbose         log every request\n");
+		"      --user UID[:GID]  the worker that talks to mirrors runs as UID (default\n"
+		"                        %u, no capabilities, seccomp); 0 keeps root's uid\n"
+		"      --no-sandbox      worker stays root, no seccomp (debugging only)\n"
+		"  -v, --verbose         log every request\n",
+		(unsigned)LR_SANDBOX_ID);
 }
 
 static int status_main(int argc, char **argv)
@@ -242,6 +246,8 @@ int main(int argc, char **argv)
 		{ "prefetch", required_argument, NULL, 'P' },
 		{ "prefetch-rate", required_argument, NULL, 'r' },
 		{ "store", required_argument, NULL, 'S' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "no-sandbox", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -253,6 +259,7 @@ int main(int argc, char **argv)
 	int background = 0, kmsg = 0, level = LR_LOG_INFO, verify_mode = 0, c, r;
 	int prefetch = 1;
 	uint64_t prefetch_rate = 0;
+	struct lr_sandbox sandbox = { .enabled = 1, .uid = LR_SANDBOX_ID, .gid = LR_SANDBOX_ID };
 	struct lr_daemon_config cfg = { .read_timeout_ms = 60000, .fetch_timeout_ms = 10000 };
 	static struct lr_daemon d;
 	char *end;
@@ -373,6 +380,13 @@ int main(int argc, char **argv)
 				return EXIT_CONFIG;
 			}
 			break;
+		case 'U':
+			if (lr_sandbox_parse_user(optarg, &sandbox) < 0) {
+				fprintf(stderr, "lazyrootd: --user takes UID[:GID] (numbers)\n");
+				return EXIT_CONFIG;
+			}
+			break;
+		case 'N': sandbox.enabled = 0; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_CONFIG;
 		}
@@ -494,7 +508,7 @@ int main(int argc, char **argv)
 
 	struct lr_backend_choice choice = { .backend = backend, .metadata = metadata,
 					     .device = device, .cachedir = cachedir, .tag = tag,
-					     .imagefile = imagefile };
+					     .imagefile = imagefile, .sandbox = sandbox };
 	char readyline[LR_URL_MAX + 32];
 	r = lr_backend_setup(&d, &choice, readyline, sizeof(readyline));
 	if (r < 0) {
@@ -545,10 +559,7 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 
-	/* Returns only for the cachefiles backend; the fanotify backend is
-	 * served by a supervised worker for as long as the machine runs. */
-	r = lr_backend_serve(&d);
-	lr_daemon_fini(&d);
-	free(ca);
-	return r < 0 ? EXIT_RUNTIME : 0;
+	/* Served by a supervised, sandboxed worker for as long as the machine
+	 * runs: never returns. */
+	lr_backend_serve(&d);
 }

@@ -2,6 +2,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include "cachefiles.h"
 #include "fanotify.h"
 #include "lr-log.h"
+#include "sandbox.h"
 #include "supervisor.h"
 
 /* The daemon's exit codes (main.c): a runtime failure may be retried. */
@@ -36,9 +38,11 @@ static int cachefiles_plausible(void)
 	return 1;
 }
 
-/* fanotify backend state shared by setup, the supervisor and its workers */
+/* Backend state shared by setup, the supervisor and its workers */
 static struct lr_fan *fan;
 static void *journal;
+static struct lr_cf *cf;
+static struct lr_sandbox sandbox;
 
 static int fanotify_setup(struct lr_daemon *d, const char *imagefile, const char *cachedir,
 			  enum lr_metadata_mode metadata)
@@ -85,9 +89,36 @@ static int fan_worker(void *ctx)
 	/* First, before this process opens any fd: reads a dead worker left
 	 * unanswered keep their fd numbers reserved (fanotify.h). */
 	lr_fan_adopt(fan, journal);
-	if (lr_transport_reset(d->tr) < 0)
+	if (lr_transport_reset(d->tr) < 0 || lr_sandbox_enter(&sandbox) < 0)
 		return EXIT_RUNTIME;
 	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
+}
+
+static int cf_worker(void *ctx)
+{
+	struct lr_daemon *d = ctx;
+	/* What a dead worker read and left unanswered waits in the kernel,
+	 * no longer marked new: mark it again (a no-op for the first worker).
+	 * Reads of objects whose anon fds died with it make the kernel send
+	 * OPEN for them first, which this worker answers like any OPEN. */
+	int r = lr_cf_restore(cf);
+
+	if (r < 0)
+		log_error_errno(r, "cachefiles: restore (this kernel predates 6.8's failover: "
+				   "reads a dead worker left are never answered)");
+	if (lr_transport_reset(d->tr) < 0 || lr_sandbox_enter(&sandbox) < 0)
+		return EXIT_RUNTIME;
+	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
+}
+
+/* Closing /dev/cachefiles makes the kernel fail every request it holds
+ * and every later one with EIO: errors, never zeros. */
+static void cf_fail_closed(void *ctx)
+{
+	(void)ctx;
+	log_error("supervisor: closing the cache device: reads of data not in memory fail "
+		  "with EIO from now on");
+	_exit(EXIT_RUNTIME);
 }
 
 /* No network, nothing parsed from outside: data already in the file is
@@ -166,6 +197,31 @@ static void open_store(struct lr_daemon *d, const char *cachedir)
 		d->store_boot_only = 1;
 }
 
+/* What the sandboxed worker writes must be its own: the chunk store and
+ * the fanotify image file. */
+static int give_to_worker(struct lr_daemon *d, const struct lr_backend_choice *c)
+{
+	sandbox = c->sandbox;
+	if (!sandbox.enabled || (sandbox.uid == 0 && sandbox.gid == 0))
+		return 0;
+	if (fan) {
+		int r = lr_fan_give(fan, sandbox.uid, sandbox.gid);
+		if (r < 0)
+			return log_error_errno(r, "giving the image file to uid %u",
+					       (unsigned)sandbox.uid);
+	}
+	if (d->store) {
+		int64_t n = lr_chunkstore_give(d->store, sandbox.uid, sandbox.gid);
+		if (n < 0)
+			return log_error_errno((int)n, "giving the chunk store to uid %u",
+					       (unsigned)sandbox.uid);
+		if (n > 0)
+			log_info("chunk store given to the worker's uid %u (%" PRId64 " entries)",
+				 (unsigned)sandbox.uid, n);
+	}
+	return 0;
+}
+
 int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, char *ready,
 		     size_t len)
 {
@@ -175,7 +231,6 @@ int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, cha
 
 	if (c->backend != LR_BACKEND_FANOTIFY &&
 	    (c->backend == LR_BACKEND_CACHEFILES || cachefiles_plausible())) {
-		struct lr_cf *cf;
 		forget_old_objects(c->cachedir);
 		r = lr_cf_open_kernel(&cf, c->device, c->cachedir, c->tag,
 				      c->backend == LR_BACKEND_AUTO);
@@ -186,7 +241,7 @@ int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, cha
 			if (!d->store)
 				open_store(d, c->cachedir);
 			snprintf(ready, len, "cachefiles %s", d->img.m.fsid);
-			return 0;
+			return give_to_worker(d, c);
 		}
 		if (c->backend == LR_BACKEND_CACHEFILES)
 			return r;
@@ -200,22 +255,21 @@ int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, cha
 	if (r < 0)
 		return r;
 	snprintf(ready, len, "fanotify %s", imagefile);
-	return 0;
+	return give_to_worker(d, c);
 }
 
 int lr_backend_serve(struct lr_daemon *d)
 {
-	if (fan) {
-		/* From here on a worker answers the kernel, and a supervisor
-		 * outlives it: the fanotify group must never close while the
-		 * image is mounted (closing it lets holes read as zeros). */
-		d->persist = 1;
-		lr_transport_reset(d->tr); /* no connection is shared with a worker */
-		struct lr_supervisor sv = { .worker = fan_worker, .fail_closed = fan_fail_closed,
-					    .ctx = d };
-		lr_supervise(&sv);
-	}
-	return lr_daemon_run(d);
+	/* From here on a worker answers the kernel, and a supervisor
+	 * outlives it, holding the kernel channel: a closed fanotify group
+	 * lets holes read as zeros, a closed cachefiles device fails every
+	 * read. */
+	d->persist = 1;
+	lr_transport_reset(d->tr); /* no connection is shared with a worker */
+	struct lr_supervisor sv = { .worker = fan ? fan_worker : cf_worker,
+				    .fail_closed = fan ? fan_fail_closed : cf_fail_closed,
+				    .ctx = d };
+	lr_supervise(&sv);
 }
 
 int lr_mount_image_file(const char *image, const char *target)

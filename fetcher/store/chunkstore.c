@@ -217,6 +217,55 @@ int lr_chunkstore_sync(struct lr_chunkstore *s)
 	return syncfs(s->dirfd) < 0 ? lr_neg_errno() : 0;
 }
 
+/* fchown of everything under dirfd, depth first, never following links;
+ * the store is a few levels deep ("chunks/ab/NAME"). */
+static int give_tree(int dirfd, uid_t uid, gid_t gid, unsigned depth, uint64_t *n)
+{
+	int r = fchown(dirfd, uid, gid) < 0 ? lr_neg_errno() : 0;
+
+	(*n)++;
+	if (r < 0 || depth == 0)
+		return r;
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		r = lr_neg_errno();
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	struct dirent *e;
+	while (r == 0 && (e = readdir(dir))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (e->d_type == DT_DIR) {
+			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			r = sub < 0 ? lr_neg_errno() : give_tree(sub, uid, gid, depth - 1, n);
+			if (sub >= 0)
+				close(sub);
+		} else {
+			r = fchownat(dirfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? lr_neg_errno()
+											     : 0;
+			(*n)++;
+		}
+	}
+	closedir(dir);
+	return r;
+}
+
+int64_t lr_chunkstore_give(struct lr_chunkstore *s, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	uint64_t n = 0;
+
+	if (fstat(s->dirfd, &st) < 0)
+		return lr_neg_errno();
+	if (st.st_uid == uid && st.st_gid == gid)
+		return 0; /* given on an earlier boot: what is in it was written by uid */
+	int r = give_tree(s->dirfd, uid, gid, 3, &n);
+	return r < 0 ? r : (int64_t)n;
+}
+
 int lr_chunkstore_touch(struct lr_chunkstore *s, const struct lr_digest *dg)
 {
 	char name[NAME_MAX_LEN];

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "verify.h"
 
@@ -53,6 +54,11 @@ int lr_chunkstore_get_file(struct lr_chunkstore *s, const char *name, void *buf,
 int lr_chunkstore_sync(struct lr_chunkstore *s);
 /* The store's directory (for the transport to read it like a mirror). */
 int lr_chunkstore_dirfd(const struct lr_chunkstore *s);
+/* Hand the store to the worker's unprivileged uid (daemon/sandbox.h):
+ * chown of the directory and all in it, once (a store already owned by
+ * uid is left alone: its files were written by that uid). Returns the
+ * entries changed, or -errno. */
+int64_t lr_chunkstore_give(struct lr_chunkstore *s, uid_t uid, gid_t gid);
 /* Mark a stored chunk as used now (its mtime): what culling spares. */
 int lr_chunkstore_touch(struct lr_chunkstore *s, const struct lr_digest *dg);
 /* Remove stored chunks last used before `before` (seconds, the wall
