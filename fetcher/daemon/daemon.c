@@ -28,6 +28,7 @@
 
 #include "lr-log.h"
 #include "lr-util.h"
+#include "sandbox.h"
 
 static uint64_t now_us(void)
 {
@@ -1555,7 +1556,7 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		lr_transport_stats(d->tr, &ts);
 	int n = snprintf(
 		buf, len,
-		"backend %s\nfsid %s\nimage_version %" PRIu64 "\nimage_size %" PRIu64 "\nchunk_size %" PRIu32
+		"backend %s\nsandbox %s\nfsid %s\nimage_version %" PRIu64 "\nimage_size %" PRIu64 "\nchunk_size %" PRIu32
 		"\nchunks %" PRIu64 "\nchunks_verified %" PRIu64 "\nobject_open %d\nopens %" PRIu64
 		"\nopens_refused %" PRIu64 "\nreads %" PRIu64 "\nbytes_requested %" PRIu64
 		"\nread_errors %" PRIu64 "\nread_timeouts %" PRIu64 "\nbad_messages %" PRIu64
@@ -1567,7 +1568,7 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		"\nrequests %" PRIu64 "\nretries %" PRIu64 "\nbytes_received %" PRIu64
 		"\nfetches_failed %" PRIu64 "\nanswers_rejected %" PRIu64 "\nredirects %" PRIu64
 		"\nredirects_refused %" PRIu64 "\nactive %" PRIu32 "\nwaiting %" PRIu32 "\n",
-		d->be ? d->be->ops->name : "none", d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
+		d->be ? d->be->ops->name : "none", lr_sandbox_describe(), d->img.m.fsid, d->img.m.image_version, d->img.m.image_size, d->img.m.chunk_size,
 		d->img.nchunks, d->img.ncached, d->have_object, d->stats.opens,
 		d->stats.opens_refused, d->stats.reads, d->stats.bytes_requested,
 		d->stats.read_errors, d->stats.read_timeouts, d->stats.bad_messages,
