@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# A killed worker, cachefiles backend (our 6.12 kernel): the root's init
-# SIGKILLs lazyrootd's worker in the middle of reading a 64 MiB file that
-# was never read before. The supervisor holds /dev/cachefiles, so the
-# kernel keeps every request; the next worker writes `restore`, the kernel
-# hands over what the dead one had taken and re-opens the objects whose
-# anon fds died with it. The read must complete with exactly the image's
-# bytes. Then every lazyrootd process is killed: the device closes and a
-# file never read must fail with an error, never read as zeros.
+# A killed worker: the root's init SIGKILLs lazyrootd's worker in the
+# middle of reading a 64 MiB file that was never read before. The
+# supervisor holds the kernel channel, so the kernel keeps every request,
+# and starts a new worker: with cachefiles (our 6.12 kernel) it writes
+# `restore`, the kernel hands over what the dead one had taken and re-opens
+# the objects whose anon fds died with it; with fanotify (test-stock-killed)
+# a journal says what the dead one left. The read must complete with
+# exactly the image's bytes. Then every lazyrootd process is killed and a
+# file never read is read: with cachefiles the device closes and the read
+# must fail, never return zeros; with fanotify the kernel lets holes read
+# as zeros (docs/architecture.md): reported, not hidden.
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_require
@@ -26,12 +29,25 @@ check_boot "$log"
 expect "$log" '^lazyroot-test: lazyrootd processes after the worker was killed: 2' \
 	"no new worker after the kill"
 line=$(grep -m1 '^lazyroot-test: every lazyrootd killed' "$log") || fail "no line about killing every lazyrootd"
-case $line in
-*"other.bin md5 $OTHER_MD5"*) fail "every lazyrootd killed: other.bin, never read, read intact: was it read before?" ;;
-*"other.bin md5 "*) fail "every lazyrootd killed: other.bin read WRONG bytes: $line" ;;
-*) note "every lazyrootd killed: reading other.bin failed, as it must ($line)" ;;
+case $VM_BACKEND in
+cachefiles)
+	case $line in
+	*"other.bin md5 $OTHER_MD5"*) fail "every lazyrootd killed: other.bin, never read, read intact: was it read before?" ;;
+	*"other.bin md5 "*) fail "every lazyrootd killed: other.bin read WRONG bytes: $line" ;;
+	*) note "every lazyrootd killed: reading other.bin failed, as it must ($line)" ;;
+	esac
+	row "boot: lazyrootd's worker SIGKILLed while a 64 MiB file is read (cachefiles, our 6.12 kernel)" \
+		"the read completes intact; a new worker takes over what the dead one left (restore)"
+	row "boot: every lazyrootd process SIGKILLed (cachefiles)" "a file never read fails with an error, never zeros"
+	;;
+*)
+	case $line in
+	*"other.bin md5 $OTHER_MD5"*) note "every lazyrootd killed: other.bin still read intact" ;;
+	*"other.bin md5 "*) note "every lazyrootd killed: other.bin read WRONG bytes (holes as zeros: the kernel allows reads once the fanotify group closes; documented)" ;;
+	*) note "every lazyrootd killed: reading other.bin failed ($line)" ;;
+	esac
+	row "boot: lazyrootd's worker SIGKILLed while a 64 MiB file is read (fanotify, Debian's stock kernel)" \
+		"the read completes intact; a new worker answers what the dead one left"
+	;;
 esac
-row "boot: lazyrootd's worker SIGKILLed while a 64 MiB file is read (cachefiles)" \
-	"the read completes intact; a new worker takes over (restore)"
-row "boot: every lazyrootd process SIGKILLed (cachefiles)" "a file never read fails with EIO, never zeros"
 echo "PASS"
