@@ -127,6 +127,12 @@
 /* The nice value while prefetch alone keeps lazyrootd busy: the booted
  * system's programs get the CPU first (about 10:1 under CFS). */
 #define LR_PREFETCH_NICE 10
+/* ... and none starts while other processes keep the CPUs busy: when
+ * their user and system time over the last window is at least this share
+ * of all CPU time (a reader of data the kernel serves from the cache
+ * object, which lazyrootd never sees, is such a process). */
+#define LR_PREFETCH_CPU_WINDOW_MS 250u
+#define LR_PREFETCH_CPU_BUSY_PCT 50u
 
 /* Supervisor: a worker that dies is restarted at once; this many deaths
  * within this window mean it will keep dying (a bad image or machine), and

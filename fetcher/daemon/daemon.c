@@ -83,6 +83,8 @@ void lr_daemon_fini(struct lr_daemon *d)
 	free(d->rec);
 	free(d->rec_bits);
 	free(d->pf.order);
+	if (d->pf.statfd > 0)
+		close(d->pf.statfd);
 	lr_chunkstore_free(d->store);
 	lr_transport_free(d->tr);
 	lr_keyring_free(&d->keys);
@@ -1598,10 +1600,10 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 	int m = snprintf(buf + n, len - (size_t)n,
 			 "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
 			 "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
-			 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64 "\nlocal_hit_bytes %" PRIu64
+			 "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64 "\nlocal_hit_bytes %" PRIu64
 			 "\nnetwork_needed %d\n",
 			 lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
-			 d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks);
+			 p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks);
 	if (m < 0)
 		return (size_t)n;
 	n += m;

@@ -522,6 +522,7 @@ int main(int argc, char **argv)
 	if (d.bootlistfd < 0)
 		log_warning_errno(d.bootlistfd, "`lazyrootd bootlist` socket for tag %s", tag);
 	lr_prefetch_init(&d, prefetch, prefetch_rate);
+	lr_prefetch_watch_cpu(&d);
 	if (prefetch) {
 		d.bootedfd = lr_booted_listen(tag);
 		if (d.bootedfd < 0)

@@ -2,10 +2,13 @@
 #include "prefetch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chunkstore.h"
 #include "daemon.h"
@@ -62,12 +65,107 @@ static uint64_t local_bytes(const struct lr_daemon *d)
 	return b > d->img.m.image_size ? d->img.m.image_size : b;
 }
 
+int lr_cpu_parse(const char *text, size_t len, struct lr_cpu_sample *s)
+{
+	uint64_t v[10] = { 0 };
+	size_t i = 4;
+	unsigned n = 0;
+
+	if (len < 5 || memcmp(text, "cpu ", 4) != 0)
+		return -EBADMSG;
+	/* "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+	 * (older kernels stop earlier; guest time is also in user). */
+	while (i < len && text[i] != '\n' && n < 10) {
+		while (i < len && text[i] == ' ')
+			i++;
+		if (i >= len || text[i] < '0' || text[i] > '9')
+			break;
+		uint64_t x = 0;
+		while (i < len && text[i] >= '0' && text[i] <= '9') {
+			if (x > (UINT64_MAX - 9) / 10)
+				return -EBADMSG;
+			x = x * 10 + (uint64_t)(text[i++] - '0');
+		}
+		v[n++] = x;
+	}
+	if (n < 4)
+		return -EBADMSG;
+	s->busy = v[0] + v[2];
+	s->total = 0;
+	for (unsigned k = 0; k < n && k < 8; k++)
+		s->total += v[k];
+	return 0;
+}
+
+int lr_cpu_others_pct(const struct lr_cpu_sample *a, const struct lr_cpu_sample *b)
+{
+	if (b->total <= a->total || b->busy < a->busy)
+		return -1;
+	uint64_t total = b->total - a->total, busy = b->busy - a->busy;
+	uint64_t own = b->own > a->own ? b->own - a->own : 0;
+	/* Ours is not "others" (at nice 10 it is in the nice column, which
+	 * busy leaves out anyway: then this undercounts others a little). */
+	busy = busy > own ? busy - own : 0;
+	return busy >= total ? 100 : (int)(busy * 100 / total);
+}
+
+static int cpu_sample(struct lr_prefetch *p, struct lr_cpu_sample *s)
+{
+	char buf[512];
+	ssize_t n = pread(p->statfd, buf, sizeof(buf), 0);
+	struct rusage ru;
+
+	if (n <= 0 || lr_cpu_parse(buf, (size_t)n, s) < 0 || getrusage(RUSAGE_SELF, &ru) < 0)
+		return -EIO;
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t us = (uint64_t)ru.ru_utime.tv_sec * 1000000 + (uint64_t)ru.ru_utime.tv_usec +
+		      (uint64_t)ru.ru_stime.tv_sec * 1000000 + (uint64_t)ru.ru_stime.tv_usec;
+	s->own = us * (uint64_t)(hz > 0 ? hz : 100) / 1000000;
+	return 0;
+}
+
+/* Do other processes keep the CPUs busy? Sampled once a window. The
+ * reads the kernel serves from what lazyrootd already wrote never reach
+ * lazyrootd, so the quiet spell after READs cannot see them; their CPU
+ * time can. Unknown (no /proc/stat) counts as idle. */
+static int cpu_busy(struct lr_prefetch *p, uint64_t now)
+{
+	struct lr_cpu_sample s;
+
+	if (p->statfd < 0 || now < p->cpu_at_ms + LR_PREFETCH_CPU_WINDOW_MS)
+		return p->cpu_busy;
+	if (cpu_sample(p, &s) < 0) {
+		log_debug("prefetch: /proc/stat unreadable: not watching the CPU");
+		close(p->statfd);
+		p->statfd = -1;
+		return p->cpu_busy = 0;
+	}
+	int pct = p->cpu_at_ms ? lr_cpu_others_pct(&p->cpu_last, &s) : -1;
+	p->cpu_last = s;
+	p->cpu_at_ms = now;
+	p->cpu_busy = pct >= (int)LR_PREFETCH_CPU_BUSY_PCT;
+	if (p->cpu_busy)
+		p->cpu_holds++;
+	return p->cpu_busy;
+}
+
 void lr_prefetch_init(struct lr_daemon *d, int enabled, uint64_t rate)
 {
 	struct lr_prefetch *p = &d->pf;
 
 	p->state = enabled ? LR_PF_WAITING : LR_PF_OFF;
 	p->rate = rate;
+	p->statfd = -1;
+}
+
+void lr_prefetch_watch_cpu(struct lr_daemon *d)
+{
+	struct lr_prefetch *p = &d->pf;
+
+	if (p->state == LR_PF_WAITING && p->statfd < 0)
+		p->statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	if (p->state == LR_PF_WAITING && p->statfd < 0)
+		log_info("prefetch: no /proc/stat (%m): it will not wait for busy CPUs");
 }
 
 void lr_prefetch_start(struct lr_daemon *d)
@@ -239,6 +337,8 @@ int lr_prefetch_tick(struct lr_daemon *d, uint64_t now)
 		int quiet = (int)(d->last_demand_ms + LR_PREFETCH_QUIET_MS - now);
 		return quiet < next ? quiet : next;
 	}
+	if (cpu_busy(p, now))
+		return (int)LR_PREFETCH_CPU_WINDOW_MS < next ? (int)LR_PREFETCH_CPU_WINDOW_MS : next;
 	if (p->rate) {
 		/* A token bucket of at most one second's worth. */
 		p->tokens += (double)(now - p->tokens_at_ms) * (double)p->rate / 1000;

@@ -11,6 +11,7 @@
 #ifndef LR_PREFETCH_H
 #define LR_PREFETCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct lr_daemon;
@@ -43,9 +44,29 @@ struct lr_prefetch {
 	uint64_t norder, order_pos, order_start_ms;
 	int order_active;
 	int niced; /* the process runs at LR_PREFETCH_NICE (prefetch alone) */
+	/* /proc/stat, opened before switch_root (the path is gone after it) */
+	int statfd;
+	struct lr_cpu_sample {
+		uint64_t busy;  /* user + system ticks of every CPU */
+		uint64_t total; /* every column */
+		uint64_t own;   /* this process's user + system, in ticks */
+	} cpu_last;
+	uint64_t cpu_at_ms;
+	int cpu_busy;          /* others held the CPUs in the last window */
+	uint64_t cpu_holds;    /* windows prefetch waited out */
 };
 
+/* Parse the first ("cpu ") line of /proc/stat into s (own left alone):
+ * 0 or -EBADMSG. */
+int lr_cpu_parse(const char *text, size_t len, struct lr_cpu_sample *s);
+/* Percent of all CPU time between samples a and b that other processes
+ * spent in user and system mode (0..100), -1 when b is not after a. */
+int lr_cpu_others_pct(const struct lr_cpu_sample *a, const struct lr_cpu_sample *b);
+
 void lr_prefetch_init(struct lr_daemon *d, int enabled, uint64_t rate);
+/* Wait while other processes keep the CPUs busy (opens /proc/stat now:
+ * call before switch_root). Without it prefetch does not look. */
+void lr_prefetch_watch_cpu(struct lr_daemon *d);
 /* The boot is done (`lazyrootd booted`): start now. */
 void lr_prefetch_start(struct lr_daemon *d);
 /* Start background fetches as room and rate allow; ms until due (-1). */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 #include "fakedev.h"
 #include "fixture.h"
 #include "lr-file.h"
+#include "lr-limits.h"
 #include "lr-log.h"
 #include "publish.h"
 #include "tap.h"
@@ -284,6 +286,57 @@ int main(void)
 	double took = now_s() - t0;
 	is(d.pf.state, LR_PF_COMPLETE, "capped prefetch completes");
 	ok(took >= 0.4, "... no faster than the cap allows (%.2f s for >= 0.5 s of budget)", took);
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
+	/* ---- other processes keep the CPU busy: prefetch waits ---- */
+	{
+		struct lr_cpu_sample a = { 0 }, b = { 0 };
+		const char *line = "cpu  2000 500 1000 16000 300 10 20 0 0 0\ncpu0 1 2 3 4\n";
+		is(lr_cpu_parse(line, strlen(line), &a), 0, "/proc/stat's cpu line parses");
+		ok(a.busy == 3000 && a.total == 19830, "... user + system busy, every column in total");
+		is(lr_cpu_parse("cpu0 1 2 3 4\n", 13, &b), -EBADMSG, "a line that is not the total refused");
+		is(lr_cpu_parse("cpu  1 2\n", 9, &b), -EBADMSG, "fewer than 4 columns refused");
+		is(lr_cpu_parse("cpu  99999999999999999999 1 1 1\n", 32, &b), -EBADMSG,
+		   "an overflowing number refused");
+		b = a;
+		b.busy += 900, b.total += 1000;
+		is(lr_cpu_others_pct(&a, &b), 90, "others' share of the window");
+		b.own = a.own + 850;
+		is(lr_cpu_others_pct(&a, &b), 5, "... without our own time");
+		is(lr_cpu_others_pct(&b, &a), -1, "a window that goes back is unknown");
+	}
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	snprintf(path, sizeof(path), "%s/chunks4", dir);
+	lr_daemon_use_store(&d, store_at(path));
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 1, 0);
+	{
+		/* A stand-in /proc/stat: the window just ended held 90% of
+		 * others' user and system time. */
+		int mfd = memfd_create("stat", MFD_CLOEXEC);
+		const char *busy = "cpu  1002000 0 0 106000 0 0 0 0 0 0\n";
+		if (mfd < 0 || pwrite(mfd, busy, strlen(busy), 0) != (ssize_t)strlen(busy))
+			abort();
+		d.pf.statfd = mfd;
+		d.pf.cpu_last = (struct lr_cpu_sample){ .busy = 2000, .total = 8000 };
+		/* (this process's own CPU time is subtracted: a few hundred
+		 * ticks against a million) */
+		d.pf.cpu_at_ms = 1; /* long ago */
+		lr_prefetch_start(&d);
+		lr_daemon_tick(&d);
+		is(d.stats.chunks_fetched + lr_daemon_background_jobs(&d), 0,
+		   "busy CPUs: prefetch starts nothing");
+		is(d.pf.cpu_holds, 1, "... and counts the window it waited");
+		const char *idle = "cpu  1002001 0 0 9106000 0 0 0 0 0 0\n";
+		if (pwrite(mfd, idle, strlen(idle), 0) != (ssize_t)strlen(idle))
+			abort();
+		usleep((LR_PREFETCH_CPU_WINDOW_MS + 20) * 1000);
+		run_prefetch(&d);
+		is(d.pf.state, LR_PF_COMPLETE, "CPUs idle again: prefetch completes");
+	}
 	close(obj);
 	lr_daemon_fini(&d);
 	fakedev_close();
