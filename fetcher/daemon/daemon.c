@@ -284,6 +284,10 @@ static int manifest_fetch_all(struct lr_daemon *d)
 						     manifest_check, manifest_done, &d->offers[i]);
 	}
 	for (;;) {
+		/* The transport runs first: what it completes now is counted
+		 * before the next wait (counting first made every boot sleep
+		 * out a whole idle wait after the last manifest arrived). */
+		int t = r < 0 ? -1 : lr_daemon_tick(d);
 		unsigned done = 0;
 		for (unsigned i = 0; i < n; i++)
 			done += (unsigned)d->offers[i].done;
@@ -294,7 +298,6 @@ static int manifest_fetch_all(struct lr_daemon *d)
 			grace_end = now + LR_MANIFEST_GRACE_MS;
 		if (grace_end && now >= grace_end)
 			break;
-		int t = lr_daemon_tick(d);
 		if (grace_end && (t < 0 || (uint64_t)t > grace_end - now))
 			t = (int)(grace_end - now);
 		transport_wait(epfd, t);
