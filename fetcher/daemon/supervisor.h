@@ -3,8 +3,9 @@
  * A minimal supervisor: whatever answers the kernel for a mounted root must
  * never be gone. It forks the worker (the whole daemon: network, parsers,
  * the event loop) and, when a worker dies, forks the next one from its own
- * clean state; the kernel channel (fanotify group, journal) stays open in
- * the supervisor meanwhile, so nothing the kernel waits for is lost. When
+ * clean state; the kernel channel (the bound cachefiles device, or the
+ * fanotify group and its journal) stays open in the supervisor meanwhile,
+ * so nothing the kernel waits for is lost. When
  * workers keep dying it stops forking and runs the fail-closed answerer
  * instead (no network, no parsing of remote bytes: present data is
  * allowed, everything else gets EIO). The supervisor itself holds no
