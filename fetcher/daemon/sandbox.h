@@ -17,10 +17,14 @@
 
 #include <sys/types.h>
 
-/* The worker's default uid and gid: one no distribution allocates (systemd
- * leaves 65520-65533 unused; 65534 is nobody, which other daemons share:
- * a process of the same uid could signal the worker). */
-#define LR_SANDBOX_ID 65533u
+/* The worker's default uid and gid (0x14c52, "LR" above 16 bits): one no
+ * process of the machine shares, so none can signal the worker. Above
+ * 65535, where Debian's adduser allocates nothing by default (and clear of
+ * nobody 65534 and of openSUSE's nogroup 65533); below 100000, where the
+ * subordinate ids of rootless containers start (login.defs SUB_UID_MIN);
+ * clear of systemd's ranges (homed 60001-60513, dynamic 61184-65519,
+ * containers from 524288). */
+#define LR_SANDBOX_ID 85074u
 
 struct lr_sandbox {
 	int enabled; /* 0: --no-sandbox (debugging only) */

@@ -312,8 +312,8 @@ check_boot() {
 	expect "$log" "^lazyroot: lazyrootd ready \\($VM_BACKEND backend\\)" "lazyrootd did not use the $VM_BACKEND backend"
 	expect "$log" '^lazyroot-test: new root init running' "new root's init did not run"
 	expect "$log" '^lazyroot-test: lazyrootd argv0 @lazyrootd' "lazyrootd not running as @lazyrootd after switch_root"
-	expect "$log" '^lazyroot-test: worker [0-9]+ uid: 65533 capeff: 0+ nonewprivs: 1 seccomp: 2' \
-		"lazyrootd's worker is not sandboxed (uid 65533, no capabilities, no_new_privs, seccomp)"
+	expect "$log" '^lazyroot-test: worker [0-9]+ uid: 85074 capeff: 0+ nonewprivs: 1 seccomp: 2' \
+		"lazyrootd's worker is not sandboxed (uid 85074, no capabilities, no_new_privs, seccomp)"
 	expect "$log" "^lazyroot-test: big.bin md5 $BIG_MD5" "file first read after switch_root not served intact"
 	expect "$log" '^lazyroot-test: DONE' "new root's init did not finish"
 	line=$(grep -E '^lazyroot: before switch_root: kernel requested' "$log") ||
