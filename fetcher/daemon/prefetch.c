@@ -162,9 +162,10 @@ void lr_prefetch_watch_cpu(struct lr_daemon *d)
 {
 	struct lr_prefetch *p = &d->pf;
 
-	if (p->state == LR_PF_WAITING && p->statfd < 0)
-		p->statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-	if (p->state == LR_PF_WAITING && p->statfd < 0)
+	if (p->state != LR_PF_WAITING || p->statfd >= 0)
+		return;
+	p->statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	if (p->statfd < 0)
 		log_info("prefetch: no /proc/stat (%m): it will not wait for busy CPUs");
 }
 

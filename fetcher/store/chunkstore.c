@@ -238,7 +238,14 @@ static int give_tree(int dirfd, uid_t uid, gid_t gid, unsigned depth, uint64_t *
 	while (r == 0 && (e = readdir(dir))) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (e->d_type == DT_DIR) {
+		struct stat st;
+		/* d_type is a hint some file systems leave DT_UNKNOWN (xfs
+		 * without ftype): then ask, or a directory's files stay root's. */
+		int is_dir = e->d_type == DT_DIR ||
+			     (e->d_type == DT_UNKNOWN &&
+			      fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			      S_ISDIR(st.st_mode));
+		if (is_dir) {
 			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			r = sub < 0 ? lr_neg_errno() : give_tree(sub, uid, gid, depth - 1, n);
 			if (sub >= 0)
