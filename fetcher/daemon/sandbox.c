@@ -184,8 +184,8 @@ static const long killed[] = {
 static void build(struct prog *p)
 {
 	static const unsigned domains[] = { AF_UNIX, AF_INET, AF_INET6 };
-	static const unsigned ioctls[] = { FIONBIO, FIONREAD, TCGETS, TIOCGWINSZ, FIOCLEX,
-					   FIONCLEX, LR_IOC_CACHEFILES_READ_COMPLETE };
+	static const unsigned ioctls[] = { LR_IOC_CACHEFILES_READ_COMPLETE, FIONBIO, FIONREAD,
+					   TCGETS, TIOCGWINSZ, FIOCLEX, FIONCLEX };
 	static const unsigned prctls[] = { PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE };
 
 	emit(p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -199,14 +199,17 @@ static void build(struct prog *p)
 	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1));
 	emit(p, (struct sock_filter)KILL);
 #endif
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		rule(p, (unsigned)allowed[i], (struct sock_filter)ALLOW);
-	for (size_t i = 0; i < sizeof(killed) / sizeof(killed[0]); i++)
-		rule(p, (unsigned)killed[i], (struct sock_filter)KILL);
-	/* Each rule_arg reloads A; the next rule must see the number again. */
-	rule_arg(p, SYS_socket, 0, domains, 3);
-	emit(p, (struct sock_filter)LOAD_NR);
+	/*
+	 * Calls whose verdict needs their arguments come first: the kernel
+	 * (5.11+) caches the verdict of every call number this filter allows
+	 * without looking at arguments and then skips the filter for them, so
+	 * the long list below costs nothing for read, pwrite64, epoll_pwait...
+	 * but ioctl (cachefiles' READ_COMPLETE, once per READ) runs the filter
+	 * each time. Each rule_arg reloads A; the next rule needs the number.
+	 */
 	rule_arg(p, SYS_ioctl, 1, ioctls, sizeof(ioctls) / sizeof(ioctls[0]));
+	emit(p, (struct sock_filter)LOAD_NR);
+	rule_arg(p, SYS_socket, 0, domains, 3);
 	emit(p, (struct sock_filter)LOAD_NR);
 	rule_arg(p, SYS_prctl, 0, prctls, sizeof(prctls) / sizeof(prctls[0]));
 	emit(p, (struct sock_filter)LOAD_NR);
@@ -216,6 +219,11 @@ static void build(struct prog *p)
 	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1));
 	emit(p, (struct sock_filter)ALLOW);
 	emit(p, (struct sock_filter)REFUSE);
+	emit(p, (struct sock_filter)LOAD_NR);
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		rule(p, (unsigned)allowed[i], (struct sock_filter)ALLOW);
+	for (size_t i = 0; i < sizeof(killed) / sizeof(killed[0]); i++)
+		rule(p, (unsigned)killed[i], (struct sock_filter)KILL);
 	emit(p, (struct sock_filter)DENY);
 }
 

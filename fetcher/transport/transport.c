@@ -916,6 +916,23 @@ static int redirected(struct lr_transport *t, struct slot *s)
 	return 1;
 }
 
+/* With --verbose: where a transfer's time went (the benchmarks' timeline
+ * of one boot: a connection that sat idle restarts slowly on both ends). */
+static void log_transfer(CURL *easy)
+{
+	curl_off_t first = 0, total = 0, bytes = 0;
+	long port = 0, fresh = 0;
+
+	curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first);
+	curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
+	curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &port);
+	curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &fresh);
+	log_debug("transfer: %" CURL_FORMAT_CURL_OFF_T " bytes, first byte after %" CURL_FORMAT_CURL_OFF_T
+		  " us, done after %" CURL_FORMAT_CURL_OFF_T " us, port %ld%s",
+		  bytes, first, total, port, fresh ? " (new connection)" : "");
+}
+
 static void check_done(struct lr_transport *t)
 {
 	CURLMsg *m;
@@ -938,6 +955,7 @@ static void check_done(struct lr_transport *t)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		log_transfer(m->easy_handle);
 		int err = lr_transport_errno(m->data.result, status, t->mirrors[s->mirror]);
 		s->curlcode = m->data.result;
 		s->status = status;
