@@ -513,8 +513,6 @@ static void dev_watch(struct lr_daemon *d, int on)
 	d->dev_watched = on;
 }
 
-static void fetch_neighbors(struct lr_daemon *d);
-
 static void read_finish(struct lr_daemon *d, struct lr_read *r, int ok)
 {
 	if (!ok)
@@ -530,7 +528,6 @@ static void read_finish(struct lr_daemon *d, struct lr_read *r, int ok)
 		log_debug("READ %" PRIu32 " completed%s", r->msg_id, ok ? "" : " without data");
 	r->used = 0;
 	dev_watch(d, 1);
-	fetch_neighbors(d);
 }
 
 /* ---- verified chunks in memory ---- */
@@ -1125,29 +1122,6 @@ static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
 	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c);
 }
 
-/* The neighbours of the last non-sequential READ, once no READ waits.
- * Fetched together with the READ's own chunks, they took the same link and
- * (under emulation, where receiving, hashing and writing a chunk cost a
- * dozen milliseconds) the same CPU: the reader waited for six chunks to
- * get three. After its READ they fill the time the reader spends on what
- * it got. */
-static void fetch_neighbors(struct lr_daemon *d)
-{
-	if (!d->nb_next)
-		return;
-	for (unsigned i = 0; i < LR_READS_MAX; i++)
-		if (d->reads[i].used)
-			return;
-	uint64_t c1 = d->nb_next - 2;
-	d->nb_next = 0;
-	for (uint64_t c = c1 + 1; c <= c1 + LR_NEIGHBOR_CHUNKS && c < d->img.nchunks; c++) {
-		if (chunk_on_hand(d, c))
-			continue;
-		if (lr_daemon_prefetch_chunk(d, c, 1) < 0)
-			return;
-	}
-}
-
 /* After switch_root a READ that misses is mostly a program starting or the
  * next file of a directory, whose blocks mkfs.erofs laid out next to it:
  * fetch the chunks after it too, at boot-order priority (demand keeps its
@@ -1164,8 +1138,12 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
 	d->ra_from = c1 + 1;
 	d->ra_last = c1 + LR_NEIGHBOR_CHUNKS;
 	d->ra_window = LR_NEIGHBOR_CHUNKS;
-	d->nb_next = c1 + 2;
-	fetch_neighbors(d);
+	for (uint64_t c = c1 + 1; c <= c1 + LR_NEIGHBOR_CHUNKS && c < d->img.nchunks; c++) {
+		if (chunk_on_hand(d, c))
+			continue;
+		if (lr_daemon_prefetch_chunk(d, c, 1) < 0)
+			return;
+	}
 }
 
 /* A reader whose READ starts where its previous one ended is streaming:

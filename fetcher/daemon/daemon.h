@@ -105,9 +105,6 @@ struct lr_daemon {
 	 * there (whole-chunk objects: the kernel asks for nothing else in it). */
 	uint64_t ra_from, ra_last, ra_trip;
 	uint32_t ra_window;
-	/* The first of the neighbours a non-sequential READ asked for (+1;
-	 * 0: none), fetched once no READ waits: a reader's own chunks first. */
-	uint64_t nb_next;
 	/* Whole chunks written into the kernel's object (the fanotify image
 	 * file; cachefiles when the image has no compressed files): a bit per
 	 * chunk written in this boot, so a request for it is answered at once.

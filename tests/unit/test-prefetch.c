@@ -561,19 +561,6 @@ int main(void)
 	   "... whose READ gets the image's bytes");
 	is(d.stats.chunks_fetched - fetched, LR_READAHEAD_CHUNKS,
 	   "... without fetching them again (only the sequential read-ahead after them)");
-	/* A miss where the tree node is known: the READ's chunk travels alone,
-	 * its neighbours once it is served. */
-	fetched = d.stats.chunks_fetched;
-	fakedev_send_read(6, 10, 230 * CS, CS);
-	lr_daemon_drain(&d);
-	{
-		struct lr_transport_stats ts;
-		lr_transport_stats(d.tr, &ts);
-		is(ts.active + ts.waiting, 1, "while a READ waits, only its own chunk is fetched");
-	}
-	fakedev_serve(&d, 6);
-	fakedev_settle(&d);
-	is(d.stats.chunks_fetched - fetched, 1 + LR_NEIGHBOR_CHUNKS, "... and its neighbours after it");
 	close(obj);
 	lr_daemon_fini(&d);
 	fakedev_close();
