@@ -72,6 +72,12 @@
  * images up to 128^3 chunks stays resident; evicted nodes are fetched and
  * verified again when needed. 512 nodes = 2 MiB. */
 #define LR_NODE_CACHE 512u
+/* After switch_root, level-1 tree nodes fetched before any READ needs
+ * them (each READ that misses an uncached one waits a round trip for the
+ * node before its chunk's own): up to half the node cache (1 MiB, every
+ * node of an image up to 2 GiB), this many at a time. */
+#define LR_TREE_AHEAD_NODES (LR_NODE_CACHE / 2)
+#define LR_TREE_AHEAD_INFLIGHT 8u
 
 /* Kernel READs waiting for data at once. The kernel blocks readers, so
  * this bounds concurrency, not correctness; when full, we stop reading

@@ -60,9 +60,11 @@ struct lr_chunkbuf {
 	uint8_t *data;
 };
 
+#define LR_JOB_TREE_AHEAD 3
+
 struct lr_job {
 	int used, fetching;
-	int background; /* 1 prefetch, 2 boot order: background priority */
+	int background; /* 1 prefetch, 2 boot order, 3 a tree node ahead: background priority */
 	uint32_t level; /* 0: chunk idx; L >= 1: tree node idx of level L */
 	uint64_t idx;
 	struct lr_digest want;
@@ -105,6 +107,8 @@ struct lr_daemon {
 	 * there (whole-chunk objects: the kernel asks for nothing else in it). */
 	uint64_t ra_from, ra_last, ra_trip;
 	uint32_t ra_window;
+	/* The next level-1 tree node to fetch ahead after switch_root. */
+	uint64_t tree_next;
 	/* Whole chunks written into the kernel's object (the fanotify image
 	 * file; cachefiles when the image has no compressed files): a bit per
 	 * chunk written in this boot, so a request for it is answered at once.

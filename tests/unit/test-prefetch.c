@@ -565,6 +565,29 @@ int main(void)
 	lr_daemon_fini(&d);
 	fakedev_close();
 
+	/* ---- after switch_root the tree's level-1 nodes come before any
+	 * READ needs them (prefetch off: they come all the same) ---- */
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 0, 0);
+	fakedev_settle(&d);
+	is(d.stats.nodes_fetched, 0, "before switch_root no tree node is fetched unasked");
+	d.booted = 1;
+	fakedev_settle(&d);
+	is(d.stats.nodes_fetched, 1 + (NCHUNKS + LR_NODE_FANOUT - 1) / LR_NODE_FANOUT,
+	   "after it, every level-1 node (and the top) without a READ");
+	is(d.stats.chunks_fetched, 0, "... and no chunk");
+	fakedev_send_read(7, 10, 290 * CS, CS);
+	fakedev_serve(&d, 7);
+	is(d.stats.nodes_fetched, 1 + (NCHUNKS + LR_NODE_FANOUT - 1) / LR_NODE_FANOUT,
+	   "... so a READ of the last chunk fetches no node");
+	ok(fakedev_completed(7) && pread(obj, got, CS, 290 * CS) == CS && memcmp(got, img + 290 * CS, CS) == 0,
+	   "... and gets the image's bytes");
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
 	/* ---- prefetch off, and no store: nothing in the background ---- */
 	daemon_up(&d, url, pub);
 	fakedev_attach(&d);
