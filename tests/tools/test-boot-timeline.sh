@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/boot-timeline reads a boot's console log into figures: feed it a
-# log whose figures are known (two READs, one waiting on a tree node; one
+# log whose figures are known (two READs, one waiting on a tree node, one
+# node fetched ahead that no READ waited for; one
 # chunk read ahead; two transfers) and check each one, then a log without
 # lazyrootd's debug lines, which it must refuse.
 set -euo pipefail
@@ -20,6 +21,8 @@ lazyroot: initramfs started at t=1.10s
 [    2.080000] lazyrootd: transfer: 65536 bytes, first byte after 30000 us, done after 46000 us, port 1
 [    2.081000] lazyrootd: fetched chunk 0/0: 0
 [    2.100000] lazyrootd: READ 1 completed
+[    2.120000] lazyrootd: fetching node 1/1
+[    2.140000] lazyrootd: fetched node 1/1: 0
 [    2.150000] lazyrootd: READ 2: 131072+8192 (chunks 2-2)
 [    2.151000] lazyrootd: fetching chunk 0/2
 [    2.250000] lazyrootd: READ 2 completed
@@ -35,7 +38,7 @@ expect() {
 expect "READs from the kernel: 2 (0 unfinished at the mark); 12 KiB asked"
 expect "waiting: 0.20 s in all, median 100 ms, longest 100 ms"
 expect "between one READ's end and the next one's start: 0.05 s in all, median 50 ms"
-expect "tree nodes fetched while a READ waited: 1, 0.03 s in all, median 30 ms"
+expect "tree nodes a READ waited for: 1, 0.03 s in all, median 30 ms (of 2 nodes fetched)"
 expect "Chunks fetched: 3; asked for by a READ: 2; fetched and asked: 2"
 expect "< 16 KiB (manifest, nodes): 1, first byte after 28 ms, the rest of the body 1 ms"
 expect ">= 16 KiB (chunks): 1, first byte after 30 ms, the rest of the body 16 ms"
