@@ -73,11 +73,15 @@
  * verified again when needed. 512 nodes = 2 MiB. */
 #define LR_NODE_CACHE 512u
 /* After switch_root, level-1 tree nodes fetched before any READ needs
- * them (each READ that misses an uncached one waits a round trip for the
- * node before its chunk's own): up to half the node cache (1 MiB, every
- * node of an image up to 2 GiB), this many at a time. */
-#define LR_TREE_AHEAD_NODES (LR_NODE_CACHE / 2)
+ * them (a READ that misses an uncached one waits a round trip for the node
+ * before its chunk's own): all of them where they are this few (256 KiB,
+ * an image up to 512 MiB), this many at a time; in larger images the ones
+ * next to each node a READ had to wait for (a boot's files lie together),
+ * this many on each side. 256 nodes in index order at 8 GiB cost the boot
+ * more than they saved. */
+#define LR_TREE_AHEAD_ALL 64u
 #define LR_TREE_AHEAD_INFLIGHT 8u
+#define LR_TREE_AHEAD_NEAR 2u
 
 /* Kernel READs waiting for data at once. The kernel blocks readers, so
  * this bounds concurrency, not correctness; when full, we stop reading

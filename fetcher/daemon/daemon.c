@@ -60,7 +60,7 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 	};
 	int r;
 
-	d->epfd = d->sigfd = d->statusfd = d->bootedfd = d->bootlistfd = -1;
+	d->epfd = d->sigfd = d->statusfd = d->bootedfd = d->bootlistfd = d->pf.statfd = -1;
 	d->boot_wall = (int64_t)time(NULL);
 	d->min_version = cfg->min_version;
 	d->channel = cfg->channel;
@@ -83,7 +83,7 @@ void lr_daemon_fini(struct lr_daemon *d)
 	free(d->rec);
 	free(d->rec_bits);
 	free(d->pf.order);
-	if (d->pf.statfd > 0)
+	if (d->pf.statfd >= 0)
 		close(d->pf.statfd);
 	lr_chunkstore_free(d->store);
 	lr_transport_free(d->tr);
@@ -703,6 +703,8 @@ static int job_check(const void *data, size_t len, void *ctx)
 static void job_done(void *ctx, int err, const void *data, size_t len);
 static void job_failed(struct lr_daemon *d, uint32_t level, uint64_t idx, int err);
 
+static void tree_near(struct lr_daemon *d, uint64_t i);
+
 /* Start (or park behind its parent node) a new job. -EBUSY when a parent
  * job cannot be had now: the caller frees the job and retries later. */
 static int job_start(struct lr_daemon *d, struct lr_job *j)
@@ -721,6 +723,8 @@ static int job_start(struct lr_daemon *d, struct lr_job *j)
 		r = job_start(d, p);
 		if (r < 0)
 			p->used = 0;
+		else if (pl == 1 && !j->background)
+			tree_near(d, pi);
 		return r;
 	}
 	if (r < 0)
@@ -1005,40 +1009,69 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 
 static void schedule_reads(struct lr_daemon *d);
 
-/* After switch_root, the level-1 tree nodes ahead of the READs that will
- * need them. Chunks are named by their digests, so a READ whose chunk's
- * node is not here waits for the node, then for the chunk: a boot of the
- * Debian root fetched 20 nodes that way on the way to its first program
- * (31 ms each on a 20 ms link, one after the other). Fetched in index
- * order, a few at a time beside the reader, up to LR_TREE_AHEAD_NODES;
- * not before the switch, where only what the kernel asks is fetched. */
+/* One level-1 node fetched ahead, unless here or on its way. 1 started,
+ * 0 nothing to do, -EBUSY no room now. */
+static int node_ahead(struct lr_daemon *d, uint64_t i)
+{
+	struct lr_digest dg;
+
+	if (i >= lr_tree_nodes(d->img.nchunks, 1) ||
+	    lr_image_expected(&d->img, 0, i * LR_NODE_FANOUT, &dg) != -EAGAIN || job_find(d, 1, i))
+		return 0;
+	struct lr_job *j = job_new(d, 1, i);
+	if (!j)
+		return -EBUSY;
+	j->background = LR_JOB_TREE_AHEAD;
+	int r = job_start(d, j);
+	if (r >= 0)
+		return 1;
+	j->used = 0; /* other errors are logged by job_start: a READ retries */
+	return r == -EBUSY ? r : 0;
+}
+
+static unsigned nodes_ahead_busy(const struct lr_daemon *d)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+		n += d->jobs[i].used && d->jobs[i].background == LR_JOB_TREE_AHEAD;
+	return n;
+}
+
+/* After switch_root, level-1 tree nodes ahead of the READs that will need
+ * them. Chunks are named by their digests, so a READ whose chunk's node is
+ * not here waits for the node, then for the chunk: a boot of the Debian
+ * root waited for 20 nodes that way on the way to its first program (31 ms
+ * each on a 20 ms link, one after the other). Where the level-1 nodes are
+ * few (LR_TREE_AHEAD_ALL), all of them, a few at a time beside the reader;
+ * in larger trees tree_near() picks them. Not before the switch, where
+ * only what the kernel asks is fetched. */
 static void tree_ahead(struct lr_daemon *d)
 {
 	uint64_t n = lr_tree_nodes(d->img.nchunks, 1);
-	unsigned busy = 0;
 
-	if (!d->booted || !d->tr || d->img.m.depth < 2 || d->tree_next >= n ||
-	    d->tree_next >= LR_TREE_AHEAD_NODES)
+	if (!d->booted || !d->tr || d->img.m.depth < 2 || n > LR_TREE_AHEAD_ALL || d->tree_next >= n)
 		return;
-	for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
-		busy += d->jobs[i].used && d->jobs[i].background == LR_JOB_TREE_AHEAD;
-	while (busy < LR_TREE_AHEAD_INFLIGHT && d->tree_next < n && d->tree_next < LR_TREE_AHEAD_NODES) {
-		struct lr_digest dg;
-		uint64_t i = d->tree_next;
-		if (lr_image_expected(&d->img, 0, i * LR_NODE_FANOUT, &dg) != -EAGAIN || job_find(d, 1, i)) {
-			d->tree_next++; /* here, or on its way for a READ */
-			continue;
-		}
-		struct lr_job *j = job_new(d, 1, i);
-		if (!j)
-			return; /* the table is full: the next tick tries again */
-		j->background = LR_JOB_TREE_AHEAD;
-		if (job_start(d, j) < 0) {
-			j->used = 0;
-			return; /* no background slot now: later */
-		}
+	unsigned busy = nodes_ahead_busy(d);
+	while (busy < LR_TREE_AHEAD_INFLIGHT && d->tree_next < n) {
+		int r = node_ahead(d, d->tree_next);
+		if (r < 0)
+			return; /* no room now: the next tick tries again */
 		d->tree_next++;
-		busy++;
+		busy += (unsigned)r;
+	}
+}
+
+/* A READ waits for level-1 node i: in a tree too large to fetch whole, the
+ * nodes beside it come too (the files a boot reads lie together, and each
+ * node spans 128 chunks: 8 MiB of 64 KiB chunks). */
+static void tree_near(struct lr_daemon *d, uint64_t i)
+{
+	if (!d->booted || !d->tr || lr_tree_nodes(d->img.nchunks, 1) <= LR_TREE_AHEAD_ALL)
+		return;
+	for (uint64_t k = 1; k <= LR_TREE_AHEAD_NEAR; k++) {
+		if (node_ahead(d, i + k) < 0 || (i >= k && node_ahead(d, i - k) < 0))
+			return;
 	}
 }
 

@@ -588,6 +588,40 @@ int main(void)
 	lr_daemon_fini(&d);
 	fakedev_close();
 
+	/* ---- a tree too large to fetch whole: the nodes beside each one a
+	 * READ waited for ---- */
+	{
+		static struct fixture_pub big;
+		char bigdir[760];
+		uint64_t nodes = LR_TREE_AHEAD_ALL + 8, node40 = 40 * LR_NODE_FANOUT;
+		snprintf(bigdir, sizeof(bigdir), "%s/big", dir);
+		if (mkdir(bigdir, 0700) < 0)
+			abort();
+		fixture_publish(&big, bigdir, nodes * LR_NODE_FANOUT * CS, CS);
+		daemon_up(&d, big.url, big.pub);
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 1, 10);
+		lr_prefetch_init(&d, 0, 0);
+		d.booted = 1;
+		fakedev_settle(&d);
+		is(d.stats.nodes_fetched, 0, "a tree of more than LR_TREE_AHEAD_ALL level-1 nodes is not fetched whole");
+		fakedev_send_read(8, 10, (node40 + 5) * CS, CS);
+		fakedev_serve(&d, 8);
+		fakedev_settle(&d);
+		is(d.stats.nodes_fetched, 2 + 2 * LR_TREE_AHEAD_NEAR,
+		   "a READ that waits for node 40 brings the top, node 40 and LR_TREE_AHEAD_NEAR on each side");
+		fakedev_send_read(9, 10, (node40 + LR_NODE_FANOUT + 7) * CS, CS);
+		fakedev_serve(&d, 9);
+		fakedev_settle(&d);
+		is(d.stats.nodes_fetched, 2 + 2 * LR_TREE_AHEAD_NEAR, "... so a READ below node 41 waits for none");
+		ok(fakedev_completed(9) && pread(obj, got, CS, (off_t)(node40 + LR_NODE_FANOUT + 7) * CS) == CS &&
+			   memcmp(got, big.img + (node40 + LR_NODE_FANOUT + 7) * CS, CS) == 0,
+		   "... and gets the image's bytes");
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
+
 	/* ---- prefetch off, and no store: nothing in the background ---- */
 	daemon_up(&d, url, pub);
 	fakedev_attach(&d);
