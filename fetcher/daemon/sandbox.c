@@ -219,7 +219,8 @@ static void build(struct prog *p)
 	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1));
 	emit(p, (struct sock_filter)ALLOW);
 	emit(p, (struct sock_filter)REFUSE);
-	emit(p, (struct sock_filter)LOAD_NR);
+	/* (A still holds the number: the clone rule loads its argument only
+	 * for clone.) */
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		rule(p, (unsigned)allowed[i], (struct sock_filter)ALLOW);
 	for (size_t i = 0; i < sizeof(killed) / sizeof(killed[0]); i++)
