@@ -26,6 +26,11 @@ void lr_log_setup(const char *ident, int fd, int kmsg, int max_level)
 	log_max = max_level;
 }
 
+int lr_log_enabled(int level)
+{
+	return level <= log_max;
+}
+
 void lr_logv(int level, const char *fmt, va_list ap)
 {
 	/* One write(2) per line: /dev/kmsg takes each write as one record. */

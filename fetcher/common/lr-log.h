@@ -25,6 +25,8 @@ void lr_log_setup(const char *ident, int fd, int kmsg, int max_level);
  * daemon hands its caller as the one-line reason. */
 const char *lr_log_last_error(void);
 
+/* Would a line of this level be logged? (For lines costly to make.) */
+int lr_log_enabled(int level);
 void lr_logv(int level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 void lr_log(int level, const char *fmt, ...)

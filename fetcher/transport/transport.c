@@ -916,13 +916,15 @@ static int redirected(struct lr_transport *t, struct slot *s)
 	return 1;
 }
 
-/* With --verbose: where a transfer's time went (the benchmarks' timeline
- * of one boot: a connection that sat idle restarts slowly on both ends). */
+/* With --verbose: where a transfer's time went, for a boot's timeline
+ * (scripts/boot-timeline): waiting for its first byte, or for its body. */
 static void log_transfer(CURL *easy)
 {
 	curl_off_t first = 0, total = 0, bytes = 0;
 	long port = 0, fresh = 0;
 
+	if (!lr_log_enabled(LR_LOG_DEBUG))
+		return; /* five lookups per transfer for a line nobody gets */
 	curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first);
 	curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
 	curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
