@@ -53,6 +53,7 @@ lr_parse_cmdline() {
 	lr_url='' lr_srcdev='' lr_cache=ram lr_overlay='' lr_debug='' lr_init=/sbin/init
 	lr_rdshell='' lr_rdbreak='' lr_ip='' lr_minver='' lr_insecure='' lr_resolve=''
 	lr_timeout='' lr_faildelay=5 lr_backend=auto lr_metadata=auto lr_prefetch=on lr_store=
+	lr_record=''
 	lr_srcfs=ext4 lr_bootif=''
 	read -r cmdline </proc/cmdline
 	# Split on blanks, never glob: a '*' or '?' on the command line is a
@@ -77,6 +78,7 @@ lr_parse_cmdline() {
 		rd.lazyroot.backend=*) lr_backend=${arg#*=} ;;
 		rd.lazyroot.metadata=*) lr_metadata=${arg#*=} ;;
 		rd.lazyroot.prefetch=*) lr_prefetch=${arg#*=} ;;
+		rd.lazyroot.record) lr_record=1 ;;
 		ip=*) lr_ip=${arg#ip=} ;;
 		init=*) lr_init=${arg#init=} ;;
 		rd.shell) lr_rdshell=1 ;;
@@ -356,11 +358,17 @@ lr_start_daemon() {
 	[ -n "$lr_debug" ] && set -- "$@" --verbose
 	set -- "$@" --backend "$lr_backend" --metadata "$lr_metadata"
 	[ -n "$lr_store" ] && set -- "$@" --store "$lr_store"
-	case $lr_prefetch in
-	on|off) set -- "$@" --prefetch "$lr_prefetch" ;;
-	*) set -- "$@" --prefetch on --prefetch-rate "$lr_prefetch" ;;
-	esac
-	set -f
+	# Recording a boot-order list: nothing fetched in the background, and
+	# no 'booted' (lr_booted), so that every chunk the boot reads passes
+	# through a READ, where lazyrootd records it.
+	if [ -n "$lr_record" ]; then
+		set -- "$@" --prefetch off
+	else
+		case $lr_prefetch in
+		on|off) set -- "$@" --prefetch "$lr_prefetch" ;;
+		*) set -- "$@" --prefetch on --prefetch-rate "$lr_prefetch" ;;
+		esac
+	fi
 	set -f
 	for r in $lr_resolve; do
 		set -- "$@" --resolve "$r"
@@ -465,10 +473,14 @@ lr_prepare_shutdown() {
 	done
 }
 
-# The boot's own reads are done: lazyrootd may fetch the rest of the image
-# in the background (demand reads keep priority).
+# The boot's own reads are done: from now on lazyrootd fetches ahead of
+# READs (the chunks after a miss, the hash tree's nodes) and, unless
+# rd.lazyroot.prefetch=off, the rest of the image in the background
+# (demand reads keep priority). Not while recording a boot-order list: a
+# chunk fetched ahead reaches the kernel without a READ, and the list would
+# miss it.
 lr_booted() {
-	[ "$lr_prefetch" = off ] && return 0
+	[ -n "$lr_record" ] && return 0
 	lazyrootd booted --tag "$LR_TAG" 2>/dev/null || lr_log "warning: lazyrootd did not take 'booted' (prefetch starts by itself later)"
 }
 

@@ -6,8 +6,9 @@
 # root does not have; it does nothing when /run/initramfs is in place.)
 # Sourced by dracut; returns, never exits.
 [ -e /run/lazyroot/mounted ] || return 0
-# About to pivot: the boot's own reads are done, lazyrootd may prefetch.
-if ! grep -qw 'rd.lazyroot.prefetch=off' /proc/cmdline; then
+# About to pivot: the boot's own reads are done, lazyrootd may fetch ahead
+# (not while recording a boot-order list: lazyroot.sh's lr_booted).
+if ! grep -qw 'rd.lazyroot.record' /proc/cmdline; then
 	lazyrootd booted --tag lazyroot 2>/dev/null || warn "lazyroot: lazyrootd did not take 'booted'"
 fi
 [ -x /run/initramfs/bin/sh ] && return 0
