@@ -137,6 +137,9 @@
 /* The nice value while prefetch alone keeps lazyrootd busy: the booted
  * system's programs get the CPU first (about 10:1 under CFS). */
 #define LR_PREFETCH_NICE 10
+/* ... and while a READ waits: ahead of them (about 10:1 under CFS), as
+ * the kernel's own block device receivers are. */
+#define LR_DEMAND_NICE (-10)
 /* ... and none starts while other processes keep the CPUs busy: when
  * their user and system time over the last window is at least this share
  * of all CPU time (a reader of data the kernel serves from the cache

@@ -33,24 +33,29 @@ static uint64_t now_ms(void)
 void lr_prefetch_priority(struct lr_daemon *d, int demand)
 {
 	struct lr_prefetch *p = &d->pf;
-	int want = !demand && p->state == LR_PF_RUNNING;
+	int want = demand ? LR_DEMAND_NICE : p->state == LR_PF_RUNNING ? LR_PREFETCH_NICE : 0;
 
-	/* Prefetch's hashing and writing compete for the CPU with the
-	 * programs of the booted system, and the reads the kernel serves
-	 * from what lazyrootd already wrote never reach lazyrootd: a cached
-	 * read ran at half speed next to a full-rate prefetch (one vCPU
-	 * under TCG). A demand READ puts the priority back before it is
-	 * served; an errno here is logged once and prefetch goes on at
-	 * normal priority. */
-	if (want == p->niced)
+	/* A reader blocked on a READ waits for lazyrootd's event loop, its
+	 * hashing and its writes; after switch_root the booted system's
+	 * other programs compete for the same CPU (one vCPU under TCG), and
+	 * at equal priority each wake-up of the loop waited its turn. The
+	 * kernel's own network block device receives on a high-priority
+	 * workqueue (nbd's recv_workq is WQ_HIGHPRI) for the same reason.
+	 * Prefetch alone runs below the booted system's programs instead:
+	 * its hashing and writing would take their CPU, and the reads the
+	 * kernel serves from what lazyrootd already wrote never reach
+	 * lazyrootd (a cached read ran at half speed next to a full-rate
+	 * prefetch). An errno here is logged once; lazyrootd goes on at the
+	 * priority it has. */
+	if (want == p->nice)
 		return;
-	if (setpriority(PRIO_PROCESS, 0, want ? LR_PREFETCH_NICE : 0) < 0) {
+	if (setpriority(PRIO_PROCESS, 0, want) < 0) {
 		static int told;
 		if (!told++)
-			log_warning_errno(errno, "cannot change lazyrootd's CPU priority for prefetch");
+			log_warning_errno(errno, "cannot set lazyrootd's CPU priority to nice %d", want);
 		return;
 	}
-	p->niced = want;
+	p->nice = want;
 }
 
 static double mb(uint64_t b)

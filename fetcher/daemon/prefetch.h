@@ -43,7 +43,7 @@ struct lr_prefetch {
 	uint32_t *order;
 	uint64_t norder, order_pos, order_start_ms;
 	int order_active;
-	int niced; /* the process runs at LR_PREFETCH_NICE (prefetch alone) */
+	int nice; /* the nice value set last (LR_DEMAND_NICE, LR_PREFETCH_NICE or 0) */
 	/* /proc/stat, opened before switch_root (the path is gone after it) */
 	int statfd;
 	struct lr_cpu_sample {
@@ -79,8 +79,8 @@ void lr_prefetch_order(struct lr_daemon *d, uint32_t *order, uint64_t n);
 void lr_prefetch_local(struct lr_daemon *d, uint64_t c);
 /* No room for more local chunks. */
 void lr_prefetch_stop(struct lr_daemon *d, const char *why);
-/* The process's CPU priority for what it does now: lowered while only
- * prefetch works (demand == 0), normal as soon as a reader waits. */
+/* The process's CPU priority for what it does now: raised while a reader
+ * waits (demand), lowered while only prefetch works, else normal. */
 void lr_prefetch_priority(struct lr_daemon *d, int demand);
 const char *lr_prefetch_state_name(enum lr_prefetch_state s);
 

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lr-limits.h"
 #include "lr-log.h"
 #include "lr-util.h"
 
@@ -258,11 +259,12 @@ int lr_sandbox_enter(const struct lr_sandbox *sb)
 			    "a mirror runs as root");
 		return 0;
 	}
-	/* Lowering the nice value again after prefetch (prefetch.c) needs
-	 * CAP_SYS_NICE, or this limit: 20 - 20 = nice 0 at best. */
-	struct rlimit nl = { 20, 20 };
+	/* Raising the priority for a waiting READ (prefetch.c), once the
+	 * capabilities are gone, needs this limit: 20 - 30 = nice -10 at
+	 * best. */
+	struct rlimit nl = { 20 - LR_DEMAND_NICE, 20 - LR_DEMAND_NICE };
 	if (setrlimit(RLIMIT_NICE, &nl) < 0)
-		log_warning_errno(errno, "sandbox: RLIMIT_NICE (prefetch stays at low priority)");
+		log_warning_errno(errno, "sandbox: RLIMIT_NICE (no higher priority for a waiting READ, prefetch stays at low priority)");
 	if (sb->uid != 0 || sb->gid != 0) {
 		/* Groups first, then gid, then uid: each step needs the
 		 * privilege the next one gives up. Changing every uid from 0

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -620,6 +621,37 @@ int main(void)
 		close(obj);
 		lr_daemon_fini(&d);
 		fakedev_close();
+	}
+
+	/* ---- CPU priority: above the booted system's programs while a READ
+	 * waits, below them while prefetch alone works, else normal ---- */
+	if (setpriority(PRIO_PROCESS, 0, LR_DEMAND_NICE) < 0 || setpriority(PRIO_PROCESS, 0, 0) < 0) {
+		tap_skip(5, "no CAP_SYS_NICE here: cannot raise this process's priority");
+	} else {
+		daemon_up(&d, url, pub);
+		fakedev_attach(&d);
+		snprintf(path, sizeof(path), "%s/chunks-nice", dir);
+		lr_daemon_use_store(&d, store_at(path));
+		obj = fakedev_open_image(&d, 1, 10);
+		lr_prefetch_init(&d, 1, 0);
+		fakedev_send_read(7001, 10, 3 * CS, CS);
+		lr_daemon_drain(&d);
+		is(getpriority(PRIO_PROCESS, 0), LR_DEMAND_NICE, "a READ waits: lazyrootd runs at LR_DEMAND_NICE");
+		fakedev_serve(&d, 7001); /* ids no other READ here had */
+		ok(fakedev_completed(7001), "... and it is served");
+		lr_daemon_tick(&d);
+		is(getpriority(PRIO_PROCESS, 0), 0, "served, nothing else to do: back to nice 0");
+		lr_prefetch_start(&d);
+		lr_daemon_tick(&d);
+		is(getpriority(PRIO_PROCESS, 0), LR_PREFETCH_NICE, "prefetch alone: LR_PREFETCH_NICE");
+		fakedev_send_read(7002, 10, 9 * CS, CS);
+		lr_daemon_drain(&d);
+		is(getpriority(PRIO_PROCESS, 0), LR_DEMAND_NICE, "a READ during prefetch: LR_DEMAND_NICE at once");
+		fakedev_serve(&d, 7002);
+		close(obj);
+		lr_daemon_fini(&d);
+		fakedev_close();
+		setpriority(PRIO_PROCESS, 0, 0);
 	}
 
 	/* ---- prefetch off, and no store: nothing in the background ---- */

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lr-limits.h"
 #include "sandbox.h"
 #include "tap.h"
 
@@ -115,12 +116,15 @@ static int allowed(void)
 	char buf[16];
 	if (getrandom(buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
 		return 6;
-	/* Back to nice 0 needs RLIMIT_NICE 20, which the sandbox sets where
-	 * root may raise limits (not in a container without
-	 * CAP_SYS_RESOURCE). */
+	/* Nice -10 for a waiting READ, then 10 for prefetch alone and back:
+	 * needs RLIMIT_NICE 30, which the sandbox sets where root may raise
+	 * limits (not in a container without CAP_SYS_RESOURCE). */
 	struct rlimit rl;
-	if (setpriority(PRIO_PROCESS, 0, 10) < 0 || getrlimit(RLIMIT_NICE, &rl) < 0 ||
-	    (rl.rlim_cur >= 20 && setpriority(PRIO_PROCESS, 0, 0) < 0))
+	if (setpriority(PRIO_PROCESS, 0, 10) < 0 || getrlimit(RLIMIT_NICE, &rl) < 0)
+		return 7;
+	if (rl.rlim_cur >= (rlim_t)(20 - LR_DEMAND_NICE) &&
+	    (setpriority(PRIO_PROCESS, 0, LR_DEMAND_NICE) < 0 ||
+	     getpriority(PRIO_PROCESS, 0) != LR_DEMAND_NICE || setpriority(PRIO_PROCESS, 0, 0) < 0))
 		return 7;
 	return 0;
 }
