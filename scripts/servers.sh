@@ -97,5 +97,13 @@ lr_fwd() {
 	# server, "connection refused" arrived in the guest as the bytes of a
 	# reply (curl: "Unsupported protocol", HTTP/0.9) instead of the closed
 	# connection a real network gives.
-	echo "tcp:$1:$2-cmd:socat -lf /dev/null - TCP:127.0.0.1:$3"
+	#
+	# nodelay: QEMU hands the relay one end of a TCP connection on
+	# loopback (libslirp's socket pair for guestfwd's cmd:), whose MSS is
+	# 64 KiB: with Nagle on, every reply larger than socat's 8 KiB
+	# buffer sent its first 8 KiB and held the rest until QEMU's delayed
+	# ACK, 40 ms later (seen in a packet capture of the guest's NIC,
+	# LAZYROOT_PCAP in scripts/run-qemu). No real link adds that. QEMU
+	# reads ",," as a comma within its option.
+	echo "tcp:$1:$2-cmd:socat -lf /dev/null STDIO,,nodelay TCP:127.0.0.1:$3"
 }
