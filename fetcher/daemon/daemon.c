@@ -1753,13 +1753,20 @@ int lr_daemon_run(struct lr_daemon *d)
 			continue;
 		if (n < 0)
 			return log_error_errno(errno, "epoll_wait");
+		/* The kernel's requests first: a READ's fetch is on its way
+		 * before the transport finishes (hashes, writes) another
+		 * background chunk. */
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.fd == d->be->ops->fd(d->be)) {
+				r = lr_daemon_drain(d);
+				if (r < 0)
+					return r; /* the device itself failed */
+			}
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].data.fd;
 
 			if (fd == d->be->ops->fd(d->be)) {
-				r = lr_daemon_drain(d);
-				if (r < 0)
-					return r; /* the device itself failed */
+				continue; /* drained above */
 			} else if (fd == lr_transport_fd(d->tr)) {
 				lr_transport_run(d->tr);
 			} else if (fd == d->sigfd) {

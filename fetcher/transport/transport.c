@@ -49,8 +49,10 @@ struct slot {
 	long status;   /* its HTTP status (0: none), for the log */
 	char *redirect; /* a redirect within the mirror's origin to follow */
 	unsigned hops;  /* redirects followed by this attempt */
-	int file_err;  /* file:// read done at start(); finished in run() */
-	int file_done;
+	/* Ended, finished by run(): a file:// read (done at start()), or a
+	 * background transfer whose check and done wait for their turn. */
+	int ended_err;
+	int ended;
 };
 
 struct lr_transport {
@@ -67,7 +69,7 @@ struct lr_transport {
 	 * log every attempt of every fetch, and /dev/kmsg's rate limit would
 	 * drop the lines that matter). */
 	uint64_t fails[LR_MIRRORS_MAX];
-	unsigned nmirrors, preferred, nfile_done;
+	unsigned nmirrors, preferred, nended;
 	/* A directory laid out like a mirror, asked before any mirror for
 	 * every object but the manifest (lr_transport_set_local); -1: none. */
 	int localfd;
@@ -587,14 +589,14 @@ static void start_file(struct lr_transport *t, struct slot *s, int dirfd)
 	int fd = openat(dirfd, s->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	struct stat st;
 
-	s->file_err = 0;
+	s->ended_err = 0;
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
 		close(fd);
 		fd = -1;
 		errno = EBADMSG;
 	}
 	if (fd < 0) {
-		s->file_err = errno == ENOENT ? -ENOENT : errno == ELOOP ? -EBADMSG : lr_neg_errno();
+		s->ended_err = errno == ENOENT ? -ENOENT : errno == ELOOP ? -EBADMSG : lr_neg_errno();
 	} else {
 		for (;;) {
 			uint8_t extra;
@@ -603,22 +605,22 @@ static void start_file(struct lr_transport *t, struct slot *s, int dirfd)
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0) {
-				s->file_err = lr_neg_errno();
+				s->ended_err = lr_neg_errno();
 				break;
 			}
 			if (n == 0)
 				break;
 			if (s->len == s->max) {
 				s->overflow = 1;
-				s->file_err = -EFBIG;
+				s->ended_err = -EFBIG;
 				break;
 			}
 			s->len += (size_t)n;
 		}
 		close(fd);
 	}
-	s->file_done = 1;
-	t->nfile_done++;
+	s->ended = 1;
+	t->nended++;
 }
 
 static int start(struct lr_transport *t, struct slot *s)
@@ -837,7 +839,7 @@ int lr_transport_timeout(const struct lr_transport *t)
 	uint64_t now = now_ms();
 	int64_t due = t->timer_due_ms;
 
-	if (t->nfile_done)
+	if (t->nended)
 		return 0;
 	if (t->nactive < t->max_active)
 		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
@@ -935,18 +937,37 @@ static void log_transfer(CURL *easy)
 		  bytes, first, total, port, fresh ? " (new connection)" : "");
 }
 
-static void check_done(struct lr_transport *t)
+static void check_done(struct lr_transport *t, int *bg_budget)
 {
 	CURLMsg *m;
 	int left;
+	struct slot *bg = NULL;
 
-	for (unsigned i = 0; i < LR_FETCH_SLOTS && t->nfile_done; i++) {
+	/* Every ended demand fetch; of the background ones, the oldest only,
+	 * one per lr_transport_run() (*bg_budget). Finishing a chunk means
+	 * checking its digest and handing it on (a write into the kernel's
+	 * object): a few ms of CPU each under emulation. Done for all of a
+	 * READ's neighbours in one go, a READ the kernel asked meanwhile
+	 * waited for all of them; one per run lets the caller's loop take
+	 * it in between. */
+	for (unsigned i = 0; i < LR_FETCH_SLOTS && t->nended; i++) {
 		struct slot *s = &t->slots[i];
-		if (s->used && s->active && s->file_done) {
-			s->file_done = 0;
-			t->nfile_done--;
-			finish(t, s, s->file_err);
+		if (!s->used || !s->active || !s->ended)
+			continue;
+		if (s->background) {
+			if (!bg || s->seq < bg->seq)
+				bg = s;
+			continue;
 		}
+		s->ended = 0;
+		t->nended--;
+		finish(t, s, s->ended_err);
+	}
+	if (bg && *bg_budget > 0) {
+		--*bg_budget;
+		bg->ended = 0;
+		t->nended--;
+		finish(t, bg, bg->ended_err);
 	}
 
 	while ((m = curl_multi_info_read(t->multi, &left))) {
@@ -965,6 +986,13 @@ static void check_done(struct lr_transport *t)
 			err = -EFBIG;
 		if (m->data.result == CURLE_OK && status >= 300 && status < 400 && redirected(t, s))
 			continue;
+		if (s->background) {
+			/* finished by a later run, demand first */
+			s->ended = 1;
+			s->ended_err = err;
+			t->nended++;
+			continue;
+		}
 		finish(t, s, err);
 	}
 }
@@ -972,7 +1000,7 @@ static void check_done(struct lr_transport *t)
 void lr_transport_run(struct lr_transport *t)
 {
 	struct epoll_event ev[16];
-	int running, n;
+	int running, n, bg_budget = 1;
 
 	/* Bounded: each pass handles what is ready now; new transfers that
 	 * curl wants to drive at once get a second pass, not a loop. */
@@ -994,7 +1022,7 @@ void lr_transport_run(struct lr_transport *t)
 			t->timer_due_ms = -1;
 			curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		}
-		check_done(t);
+		check_done(t, &bg_budget);
 		if (n <= 0 && !timer && lr_transport_timeout(t) != 0)
 			break;
 	}

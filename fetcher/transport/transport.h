@@ -101,6 +101,10 @@ unsigned lr_transport_pending(const struct lr_transport *t);
 int lr_transport_fd(const struct lr_transport *t);
 /* Milliseconds until lr_transport_run() is due (-1: only on fd events). */
 int lr_transport_timeout(const struct lr_transport *t);
+/* Drives the transfers and calls the done callbacks of those that ended:
+ * all demand fetches, at most one background fetch per call (the oldest;
+ * lr_transport_timeout() is 0 while more wait), so that the caller's loop
+ * can look at its other fds between them. */
 void lr_transport_run(struct lr_transport *t);
 
 void lr_transport_stats(const struct lr_transport *t, struct lr_transport_stats *s);

@@ -234,6 +234,30 @@ int main(void)
 	ok(dm.done && bg1.done && dm.order < bg1.order,
 	   "the demand fetch was served before the background one queued earlier");
 	lr_transport_free(t);
+
+	/* Ended background fetches are finished one per run, oldest first,
+	 * demand ones all at once: the caller's loop gets its turn between
+	 * (file:// transfers end when they start, all in the first run). */
+	const char *only_b[] = { ub };
+	struct lr_transport_opts o4 = { .mirrors = only_b, .nmirrors = 1, .max_active = 8 };
+	is(lr_transport_new(&t, &o4), 0, "transport with eight connections");
+	struct result bq[3], d2;
+	memset(bq, 0, sizeof(bq));
+	memset(&d2, 0, sizeof(d2));
+	for (int i = 0; i < 3; i++)
+		ok(lr_transport_fetch_background(t, "only-b", 100, NULL, on_done, &bq[i]) == 0,
+		   "background fetch %d queued", i);
+	lr_transport_fetch(t, "only-b", 100, NULL, on_done, &d2);
+	lr_transport_run(t);
+	ok(d2.done && bq[0].done && !bq[1].done && !bq[2].done,
+	   "first run: the demand fetch and the oldest background one finished");
+	is(lr_transport_timeout(t), 0, "... the loop is due again at once");
+	lr_transport_run(t);
+	ok(bq[1].done && !bq[2].done, "second run: the next background fetch");
+	lr_transport_run(t);
+	ok(bq[2].done && bq[0].err == 0 && bq[2].err == 0 && bq[2].len == d2.len,
+	   "third run: the last one, all with their data");
+	lr_transport_free(t);
 	snprintf(cmd0, sizeof(cmd0), "rm -rf %s", c);
 	if (system(cmd0) != 0)
 		return 1;
