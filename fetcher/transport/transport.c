@@ -987,7 +987,7 @@ static void check_done(struct lr_transport *t, int *bg_budget)
 		if (m->data.result == CURLE_OK && status >= 300 && status < 400 && redirected(t, s))
 			continue;
 		if (s->background) {
-			/* finished by a later run, demand first */
+			/* finished by a later pass or run, after demand */
 			s->ended = 1;
 			s->ended_err = err;
 			t->nended++;
