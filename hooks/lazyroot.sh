@@ -26,12 +26,22 @@ lr_uptime() {
 	echo "$up"
 }
 
+# rd.lazyroot.debug: when each step of the hook ended (scripts/boot-timeline).
+lr_trace() {
+	[ -z "${lr_debug:-}" ] || lr_log "step: $* at t=$(lr_uptime)s"
+}
+
 lr_shell() {
 	lr_log "starting a shell; exit it to continue"
 	setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
 }
 
 lr_fail() {
+	if [ -n "${LR_BG:-}" ]; then
+		# A step run in the background (lr_bg): its waiter fails for it.
+		echo "$*" >"$LR_RUN/$LR_BG.fail"
+		exit 1
+	fi
 	lr_log "FATAL: $*"
 	if [ -n "${LR_DRACUT:-}" ]; then
 		# dracut's die: its emergency shell (rd.shell) or a halt
@@ -47,6 +57,27 @@ lr_fail() {
 	fi
 	reboot -f
 	exit 1
+}
+
+# lr_bg NAME FUNCTION: run a step that only waits on a device, the network
+# or the CPU in the background, next to one that waits on something else
+# (under emulation, cache setup and DHCP each take a quarter second); lr_wait
+# NAME collects it, failing with its reason.
+lr_bg() {
+	rm -f "$LR_RUN/$1.fail"
+	(
+		LR_BG=$1
+		"$2"
+	) &
+	eval "lr_pid_$1=\$!"
+}
+
+lr_wait() {
+	eval "pid=\${lr_pid_$1:-}"
+	[ -n "$pid" ] || return 0
+	eval "lr_pid_$1="
+	wait "$pid" && return 0
+	lr_fail "$(cat "$LR_RUN/$1.fail" 2>/dev/null || echo "$1 failed")"
 }
 
 lr_parse_cmdline() {
@@ -291,7 +322,6 @@ lr_setup_cache() {
 		[ -n "$dev" ] || lr_fail "cache device $lr_cache did not appear within 10 s"
 		lr_cache_disk "$dev"
 		lr_check_disk "$dev"
-		lr_store=$LR_RUN/cache/store
 		;;
 	*) lr_fail "rd.lazyroot.cache=$lr_cache: use 'ram', a block device, LABEL= or UUID=" ;;
 	esac
@@ -357,6 +387,12 @@ lr_start_daemon() {
 	[ -n "$lr_timeout" ] && set -- "$@" --read-timeout "$lr_timeout"
 	[ -n "$lr_debug" ] && set -- "$@" --verbose
 	set -- "$@" --backend "$lr_backend" --metadata "$lr_metadata"
+	# A cache disk keeps verified chunks across boots (lazyrootd --store):
+	# later boots fetch only what they lack, or nothing.
+	case $lr_cache in
+	ram) ;;
+	*) lr_store=$LR_RUN/cache/store ;;
+	esac
 	[ -n "$lr_store" ] && set -- "$@" --store "$lr_store"
 	# Recording a boot-order list: nothing fetched in the background, and
 	# no 'booted' (lr_booted), so that every chunk the boot reads passes
@@ -508,8 +544,11 @@ lr_check_init() {
 
 lr_switch_root() {
 	lr_check_init
-	lr_prepare_shutdown
+	lr_trace "init checked"
+	lr_wait shutdown
+	lr_trace "exit initramfs ready"
 	lr_booted
+	lr_trace "lazyrootd told the boot is done"
 	# busybox switch_root moves nothing: carry the API filesystems (and
 	# /run, with our cache and lower mounts) into the new root ourselves.
 	for d in /dev /proc /sys /run; do
@@ -546,13 +585,19 @@ lazyroot_main() {
 	lr_parse_cmdline
 	lr_load_modules
 	lr_mount_srcdev
-	lr_setup_cache
-	lr_log "cache ready at t=$(lr_uptime)s"
+	lr_bg cache lr_setup_cache
 	lr_network
+	lr_trace "network up"
+	lr_wait cache
+	lr_log "cache ready at t=$(lr_uptime)s"
 	lr_start_daemon
+	# Copying busybox and its links for shutdown takes CPU the mount,
+	# waiting on the network, leaves idle.
+	lr_bg shutdown lr_prepare_shutdown
 	lr_mount_root
 	lr_log "root mounted ($lr_kind $lr_arg) at t=$(lr_uptime)s"
 	lr_report
+	lr_trace "reported"
 	if [ -n "$lr_rdbreak" ]; then
 		lr_shell
 	fi
