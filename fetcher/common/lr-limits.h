@@ -102,6 +102,9 @@
  * missed (a program starting, the next file of a directory): a round trip
  * costs what 4 chunks take on a 100 Mbit/s, 20 ms link. */
 #define LR_NEIGHBOR_CHUNKS 3u
+/* Before the mount, the root directory's entries fetched ahead, at most
+ * (a root directory of a few dozen entries takes one 4 KiB block). */
+#define LR_MOUNT_AHEAD_DIR_BYTES (256u * 1024)
 
 /* Verified chunks kept in memory: for a compressed image a READ writes into
  * the kernel's cache object exactly the pages it asked for (see

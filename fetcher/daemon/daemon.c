@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "erofs.h"
 #include "lr-log.h"
 #include "lr-util.h"
 #include "sandbox.h"
@@ -562,6 +563,7 @@ static struct lr_chunkbuf *chunkbuf_put(struct lr_daemon *d, uint64_t c, const v
 	}
 	memcpy(v->data, data, len);
 	v->used = 1;
+	v->held = 0;
 	v->idx = c;
 	v->len = len;
 	v->lru = ++d->chunk_clock;
@@ -879,10 +881,11 @@ static int reads_want(const struct lr_daemon *d, uint64_t c)
  * made anew every boot; cachefiles' object of an image without compressed
  * files, so the kernel never asks for the chunk's other pages. */
 static void keep_local(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
-		       const void *data, size_t len)
+		       const void *data, size_t len, int hold)
 {
-	/* The read-ahead window's tripwire waits in memory for its READ. */
-	int hold = d->ra_trip == c + 1;
+	/* The read-ahead window's tripwire waits in memory for its READ, and
+	 * so do the chunks fetched for the mount (hold). */
+	hold = hold || d->ra_trip == c + 1;
 
 	/* A store for this boot only need not hold what the object holds:
 	 * one write per chunk instead of two (a file made, written and
@@ -961,6 +964,8 @@ static void superblock_features(struct lr_daemon *d, uint64_t c, const uint8_t *
 			    "backend (docs/architecture.md)");
 }
 
+static void mount_ahead_step(struct lr_daemon *d);
+
 static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *dg,
 		       const void *data, size_t len, int background)
 {
@@ -970,7 +975,7 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 	if (!d->be)
 		return 0; /* verify mode */
 	superblock_features(d, c, data, len);
-	keep_local(d, c, dg, data, len);
+	keep_local(d, c, dg, data, len, background == LR_JOB_MOUNT_AHEAD);
 	/* A prefetched chunk nobody reads now stays out of the memory cache
 	 * (it would evict chunks a reader is streaming through). */
 	if (background == 1 && !reads_want(d, c))
@@ -978,7 +983,10 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 	struct lr_chunkbuf *b = chunkbuf_put(d, c, data, (uint32_t)len);
 	if (!b)
 		return log_error_errno(ENOMEM, "chunk buffer");
+	b->held = background == LR_JOB_MOUNT_AHEAD;
 	reads_progress(d, b);
+	if (d->mount_ahead)
+		mount_ahead_step(d);
 	return 0;
 }
 
@@ -1086,7 +1094,7 @@ static void job_done(void *ctx, int err, const void *data, size_t len)
 
 	j->used = 0;
 	log_debug("fetched %s %" PRIu32 "/%" PRIu64 ": %d", level ? "node" : "chunk", level, idx, err);
-	if (background && level == 0)
+	if (background && background != LR_JOB_MOUNT_AHEAD && level == 0)
 		lr_prefetch_fetched(d, idx, err, (uint32_t)len);
 	if (err < 0) {
 		job_failed(d, level, idx, err);
@@ -1268,6 +1276,77 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	}
 }
 
+/* ---- before the mount ---- */
+
+/* Chunk c for the mount: 1 in memory now, 0 on its way, -errno. */
+static int mount_chunk(struct lr_daemon *d, uint64_t c)
+{
+	if (c >= d->img.nchunks)
+		return -ERANGE;
+	if (chunkbuf_find(d, c))
+		return 1;
+	if (job_find(d, 0, c))
+		return 0;
+	struct lr_job *j = job_new(d, 0, c);
+	if (!j)
+		return -EBUSY;
+	j->background = LR_JOB_MOUNT_AHEAD;
+	int r = job_start(d, j);
+	if (r < 0)
+		j->used = 0;
+	return r < 0 ? r : 0;
+}
+
+/* One step further along what a mount reads first: the superblock (chunk
+ * 0), the root directory's inode, the root directory's entries (the first
+ * path lookup, /sbin/init's at the latest). Each is found in the chunk
+ * before it, so a step that waits for a chunk comes back here when the
+ * chunk is stored. Stops at the end, at the first error, or at a layout
+ * store/erofs.c does not know: the kernel's READs fetch the rest, as
+ * always. */
+static void mount_ahead_step(struct lr_daemon *d)
+{
+	uint64_t cs = d->img.m.chunk_size, size = d->img.m.image_size, off = 0, len = 0;
+	struct lr_erofs_sb sb = { 0 };
+	const struct lr_chunkbuf *b;
+	int r = mount_chunk(d, 0);
+
+	if (r == 0)
+		return;
+	if (r > 0) {
+		b = chunkbuf_find(d, 0);
+		r = lr_erofs_sb_parse(b->data, b->len, size, &sb);
+	}
+	uint64_t ic = r == 0 ? sb.root_inode / cs : 0;
+	if (r == 0 && (r = mount_chunk(d, ic)) == 0)
+		return;
+	if (r > 0) {
+		uint64_t in = sb.root_inode - ic * cs;
+		b = chunkbuf_find(d, ic);
+		r = lr_erofs_root_dir(b->data + in, b->len - in, &sb, size, &off, &len);
+	}
+	if (r == 0 && len > LR_MOUNT_AHEAD_DIR_BYTES)
+		len = LR_MOUNT_AHEAD_DIR_BYTES;
+	for (uint64_t c = off / cs; r == 0 && len && c <= (off + len - 1) / cs; c++)
+		if (mount_chunk(d, c) < 0)
+			break;
+	d->mount_ahead = 0;
+	if (r < 0)
+		log_debug("before the mount: nothing more fetched ahead (%s)", strerror(-r));
+	else
+		log_debug("before the mount: the root directory's entries fetched ahead (%" PRIu64
+			  "+%" PRIu64 ")",
+			  off, len);
+}
+
+void lr_daemon_mount_ahead(struct lr_daemon *d)
+{
+	if (!d->be || !d->tr || d->have_object || file_is_copy(d))
+		return;
+	d->mount_ahead = 1;
+	mount_ahead_step(d);
+}
+
 static int handle_open(struct lr_daemon *d, const struct lr_kreq *req)
 {
 	/* EROFS asks for its primary device with volume "erofs,<fsid>" and
@@ -1299,8 +1378,8 @@ static int handle_open(struct lr_daemon *d, const struct lr_kreq *req)
 			 * (boot-order list) go in now. */
 			memset(d->written, 0, d->img.nchunks / 8 + 1);
 			for (unsigned i = 0; i < d->nchunkbufs; i++)
-				if (d->chunks[i].used && object_put(d, d->chunks[i].idx, d->chunks[i].data,
-								    d->chunks[i].len) < 0)
+				if (d->chunks[i].used && !d->chunks[i].held &&
+				    object_put(d, d->chunks[i].idx, d->chunks[i].data, d->chunks[i].len) < 0)
 					break;
 		}
 	}
@@ -1414,7 +1493,7 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 		struct lr_digest dg;
 		d->ra_trip = d->ra_trip == c + 1 ? 0 : d->ra_trip;
 		if (lr_image_expected(&d->img, 0, c, &dg) == 0)
-			keep_local(d, c, &dg, b->data, b->len);
+			keep_local(d, c, &dg, b->data, b->len, 0);
 		if (is_local(d, c))
 			return 1;
 	}

@@ -55,16 +55,19 @@ struct lr_read {
 /* A verified chunk kept in memory (page aligned). */
 struct lr_chunkbuf {
 	int used;
+	int held; /* fetched for the mount: into the object only by its READ */
 	uint64_t idx, lru;
 	uint32_t len;
 	uint8_t *data;
 };
 
 #define LR_JOB_TREE_AHEAD 3
+#define LR_JOB_MOUNT_AHEAD 4
 
 struct lr_job {
 	int used, fetching;
-	int background; /* 1 prefetch, 2 boot order, 3 a tree node ahead: background priority */
+	int background; /* 1 prefetch, 2 boot order, 3 a tree node ahead, 4 what the mount
+			   reads first: background priority */
 	uint32_t level; /* 0: chunk idx; L >= 1: tree node idx of level L */
 	uint64_t idx;
 	struct lr_digest want;
@@ -97,6 +100,7 @@ struct lr_daemon {
 	int have_object;
 	int booted;     /* `lazyrootd booted` came: the root is switched to */
 	int sb_checked; /* the superblock's features looked at (superblock_features) */
+	int mount_ahead; /* fetching what the mount reads first (lr_daemon_mount_ahead) */
 	uint32_t object_id;
 	struct lr_read reads[LR_READS_MAX];
 	struct lr_job jobs[LR_FETCH_SLOTS];
@@ -200,6 +204,13 @@ int lr_daemon_tick(struct lr_daemon *d);
 int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead);
 /* Chunk jobs of prefetch and boot order, parked behind a node or not. */
 unsigned lr_daemon_background_jobs(const struct lr_daemon *d);
+/* Before the mount: fetch the chunks every EROFS mount reads first (the
+ * superblock, the root directory's inode and entries) and the tree nodes
+ * above them, while the initramfs is still starting mount(8). Their READs
+ * then find them in memory. The first worker of a cachefiles backend
+ * calls it; a no-op where the object is open already. */
+void lr_daemon_mount_ahead(struct lr_daemon *d);
+
 /* Fetch the signed boot-order list (lr_daemon_run does, first). */
 void lr_daemon_queue_order(struct lr_daemon *d);
 /* Keep verified chunks in a local store (cachefiles; takes the store). */

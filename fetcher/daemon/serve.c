@@ -82,10 +82,11 @@ static int fanotify_setup(struct lr_daemon *d, const char *imagefile, const char
 	return lr_fan_watch(fan);
 }
 
-static int fan_worker(void *ctx)
+static int fan_worker(void *ctx, unsigned n)
 {
 	struct lr_daemon *d = ctx;
 
+	(void)n;
 	/* First, before this process opens any fd: reads a dead worker left
 	 * unanswered keep their fd numbers reserved (fanotify.h). */
 	lr_fan_adopt(fan, journal);
@@ -94,7 +95,7 @@ static int fan_worker(void *ctx)
 	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
 }
 
-static int cf_worker(void *ctx)
+static int cf_worker(void *ctx, unsigned n)
 {
 	struct lr_daemon *d = ctx;
 	/* What a dead worker read and left unanswered waits in the kernel,
@@ -108,6 +109,11 @@ static int cf_worker(void *ctx)
 				   "reads a dead worker left are never answered)");
 	if (lr_transport_reset(d->tr) < 0 || lr_sandbox_enter(&sandbox) < 0)
 		return EXIT_RUNTIME;
+	/* The first worker starts while the initramfs starts mount(8): what
+	 * the mount will read first is fetched meanwhile. (A later worker
+	 * finds the mount made.) */
+	if (n == 0)
+		lr_daemon_mount_ahead(d);
 	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
 }
 

@@ -52,7 +52,7 @@ void lr_supervise(const struct lr_supervisor *s)
 			s->fail_closed(s->ctx);
 		}
 		if (pid == 0)
-			_exit(s->worker(s->ctx));
+			_exit(s->worker(s->ctx, ndeaths));
 		int st = 0;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;

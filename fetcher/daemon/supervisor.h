@@ -15,8 +15,9 @@
 #define LR_SUPERVISOR_H
 
 struct lr_supervisor {
-	/* Runs in a forked child; its return value is the child's exit code. */
-	int (*worker)(void *ctx);
+	/* Runs in a forked child; its return value is the child's exit code.
+	 * n: how many workers ran before this one. */
+	int (*worker)(void *ctx, unsigned n);
 	/* Runs in the supervisor once workers keep dying; does not return. */
 	void (*fail_closed)(void *ctx);
 	void *ctx;

@@ -10,7 +10,7 @@ command -v clang >/dev/null || { echo "SKIP: clang not installed (scripts/setup)
 make -s -C "$top" fuzz >"$BUILD/fuzz-build.log" 2>&1 || { cat "$BUILD/fuzz-build.log"; exit 1; }
 tool=$BUILD/host/image/lazyroot-image
 corpus=$BUILD/fuzz-corpus
-targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta fuzz-bootorder)
+targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta fuzz-erofs-root fuzz-bootorder)
 for f in "${targets[@]}"; do mkdir -p "$corpus/$f"; done
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
@@ -36,6 +36,10 @@ if [ -x "$tool" ]; then
 			cp "$w/epub/chunks/${meta:0:2}/$meta" "$corpus/fuzz-metamap/seed-map"
 		mkfs.erofs --quiet "$w/p.erofs" "$w/root" >/dev/null 2>&1 &&
 			cp "$w/p.erofs" "$corpus/fuzz-erofs-meta/seed-plain"
+		# The head of each, where the superblock and the root inode are.
+		for e in e p; do
+			[ ! -r "$w/$e.erofs" ] || head -c 8192 "$w/$e.erofs" >"$corpus/fuzz-erofs-root/seed-$e"
+		done
 	fi
 fi
 le32() { # a little-endian 32-bit value below 65536
@@ -64,6 +68,7 @@ for f in "${targets[@]}"; do
 	maxlen=4096
 	[ "$f" != fuzz-erofs-meta ] || maxlen=65536
 	[ "$f" != fuzz-metamap ] || maxlen=16384
+	[ "$f" != fuzz-erofs-root ] || maxlen=8192
 	if ! "$bin" -max_total_time="$secs" -max_len=$maxlen -timeout=10 -rss_limit_mb=1024 \
 		-artifact_prefix="$BUILD/fuzz-$f-" "$corpus/$f" >"$w/$f.log" 2>&1; then
 		tail -n 30 "$w/$f.log"
