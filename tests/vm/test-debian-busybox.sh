@@ -17,4 +17,8 @@ VM_STOP_ON=$VM_DEBIAN_STOP VM_TIMEOUT=${VM_TIMEOUT_DEBIAN:-420} vm_boot "$log" \
 	"root=lazyroot:http://10.0.2.100/ rd.lazyroot.overlay=tmpfs brd.rd_size=393216" \
 	--mem 1536 --guestfwd "$(fwd 10.0.2.100 80 "$HTTP_PORT")"
 check_debian_boot "$log"
+# systemd-shutdown pivoted into the exit initramfs the hook left in
+# /run/initramfs, which detached the root before stopping lazyrootd.
+expect "$log.txt" 'lazyroot: shutdown: root detached, lazyrootd stopped, [0-9]+ mounts left; poweroff' \
+	"the exit initramfs did not detach the root"
 echo "PASS"
