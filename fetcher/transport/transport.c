@@ -922,7 +922,7 @@ static int redirected(struct lr_transport *t, struct slot *s)
  * (scripts/boot-timeline): waiting for its first byte, or for its body. */
 static void log_transfer(CURL *easy)
 {
-	curl_off_t first = 0, total = 0, bytes = 0;
+	curl_off_t first = 0, total = 0, bytes = 0, queued = 0, sent = 0;
 	long port = 0, fresh = 0;
 
 	if (!lr_log_enabled(LR_LOG_DEBUG))
@@ -932,9 +932,12 @@ static void log_transfer(CURL *easy)
 	curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &bytes);
 	curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &port);
 	curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &fresh);
+	curl_easy_getinfo(easy, CURLINFO_QUEUE_TIME_T, &queued);
+	curl_easy_getinfo(easy, CURLINFO_POSTTRANSFER_TIME_T, &sent);
 	log_debug("transfer: %" CURL_FORMAT_CURL_OFF_T " bytes, first byte after %" CURL_FORMAT_CURL_OFF_T
-		  " us, done after %" CURL_FORMAT_CURL_OFF_T " us, port %ld%s",
-		  bytes, first, total, port, fresh ? " (new connection)" : "");
+		  " us, done after %" CURL_FORMAT_CURL_OFF_T " us, port %ld%s; queued %" CURL_FORMAT_CURL_OFF_T
+		  " us, request sent after %" CURL_FORMAT_CURL_OFF_T " us",
+		  bytes, first, total, port, fresh ? " (new connection)" : "", queued, sent);
 }
 
 static void check_done(struct lr_transport *t, int *bg_budget)
