@@ -1000,6 +1000,16 @@ static void check_done(struct lr_transport *t, int *bg_budget)
 	}
 }
 
+/* curl's timer, when due: 1 if it ran. */
+static int run_timer(struct lr_transport *t, int *running)
+{
+	if (t->timer_due_ms < 0 || t->timer_due_ms > (int64_t)now_ms())
+		return 0;
+	t->timer_due_ms = -1;
+	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, running);
+	return 1;
+}
+
 void lr_transport_run(struct lr_transport *t)
 {
 	struct epoll_event ev[16];
@@ -1009,6 +1019,11 @@ void lr_transport_run(struct lr_transport *t)
 	 * curl wants to drive at once get a second pass, not a loop. */
 	for (int pass = 0; pass < 4; pass++) {
 		start_waiting(t);
+		/* Transfers just started (curl runs them from a timer due now)
+		 * send their requests before the bodies already arriving are
+		 * read: a READ's request waited 4 ms (median) for its
+		 * neighbours' bodies under emulation. */
+		int timer = run_timer(t, &running);
 		n = epoll_wait(t->epfd, ev, (int)LR_ARRAY_SIZE(ev), 0);
 		for (int i = 0; i < n; i++) {
 			int flags = 0;
@@ -1020,11 +1035,7 @@ void lr_transport_run(struct lr_transport *t)
 				flags |= CURL_CSELECT_ERR;
 			curl_multi_socket_action(t->multi, ev[i].data.fd, flags, &running);
 		}
-		int timer = t->timer_due_ms >= 0 && t->timer_due_ms <= (int64_t)now_ms();
-		if (timer) {
-			t->timer_due_ms = -1;
-			curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		}
+		timer |= run_timer(t, &running);
 		check_done(t, &bg_budget);
 		if (n <= 0 && !timer && lr_transport_timeout(t) != 0)
 			break;
