@@ -1017,6 +1017,18 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 
 static void schedule_reads(struct lr_daemon *d);
 
+/* Background fetches the tree's nodes ahead may add to: room is left for
+ * one READ's neighbours. A boot after the switch had all of it taken by 8
+ * nodes for 0.4 s, as the new init started: its READs brought no
+ * neighbours, and the next READs asked for those. */
+static int tree_room(const struct lr_daemon *d)
+{
+	unsigned max = lr_transport_background_max(d->tr);
+	unsigned room = max > LR_NEIGHBOR_CHUNKS ? max - LR_NEIGHBOR_CHUNKS : 1;
+
+	return lr_daemon_background_jobs(d) < room;
+}
+
 /* One level-1 node fetched ahead, unless here or on its way. 1 started,
  * 0 nothing to do, -EBUSY no room now. */
 static int node_ahead(struct lr_daemon *d, uint64_t i)
@@ -1026,6 +1038,8 @@ static int node_ahead(struct lr_daemon *d, uint64_t i)
 	if (i >= lr_tree_nodes(d->img.nchunks, 1) ||
 	    lr_image_expected(&d->img, 0, i * LR_NODE_FANOUT, &dg) != -EAGAIN || job_find(d, 1, i))
 		return 0;
+	if (!tree_room(d))
+		return -EBUSY;
 	struct lr_job *j = job_new(d, 1, i);
 	if (!j)
 		return -EBUSY;

@@ -213,6 +213,57 @@ int main(void)
 		close(obj);
 	}
 
+	/* ---- the tree's nodes fetched ahead leave room for neighbours ----
+	 * 4 KiB chunks: 2048 of them, 16 level-1 nodes (more than are
+	 * fetched ahead at once). Right after the switch, while the nodes are
+	 * on their way, a READ still brings its neighbours. */
+	{
+		char tdir[600], tpub[700], turl[720], timg[700];
+		const size_t tsize = 2048u * 4096u;
+		snprintf(tdir, sizeof(tdir), "%s/t", dir);
+		snprintf(tpub, sizeof(tpub), "%s/pub", tdir);
+		snprintf(timg, sizeof(timg), "%s/image", tdir);
+		snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", tdir);
+		uint8_t *ti = malloc(tsize);
+		if (system(cmd) != 0 || !ti)
+			abort();
+		for (size_t i = 0; i < tsize; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			ti[i] = (uint8_t)x;
+		}
+		ti[INCOMPAT_OFF] &= (uint8_t)~1u;
+		int tfd = open(timg, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (tfd < 0 || write(tfd, ti, tsize) != (ssize_t)tsize)
+			abort();
+		close(tfd);
+		struct lr_publish_opts po = f.po;
+		struct lr_publish_stats tst;
+		po.chunk_size = 4096;
+		if (lr_publish(timg, tpub, &po, &tst) < 0)
+			abort();
+		snprintf(turl, sizeof(turl), "file://%s", tpub);
+		daemon_up(&d, turl, f.pub);
+		obj = fakedev_open_image(&d, 50, 14);
+		fakedev_send_read(51, 14, 0, 4096); /* the superblock: whole chunks */
+		fakedev_serve(&d, 51);
+		d.booted = 1;
+		lr_daemon_tick(&d); /* the nodes ahead start */
+		unsigned nodes = 0;
+		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++)
+			nodes += d.jobs[i].used && d.jobs[i].background == LR_JOB_TREE_AHEAD;
+		ok(nodes > 0, "after the switch, %u tree nodes are fetched ahead", nodes);
+		uint64_t rc = 1000; /* below node 7: not among the first ones */
+		fakedev_send_read(52, 14, rc * 4096, 4096);
+		fakedev_serve(&d, 52);
+		fakedev_settle(&d);
+		ok(fakedev_completed(52) && object_has(obj, ti, rc * 4096, (1 + LR_NEIGHBOR_CHUNKS) * 4096),
+		   "... and a READ meanwhile still brings its %u neighbours", LR_NEIGHBOR_CHUNKS);
+		lr_daemon_fini(&d);
+		fakedev_close();
+		close(obj);
+		free(ti);
+	}
+
 	/* ---- compressed files: exactly the pages asked for ---- */
 	snprintf(cdir, sizeof(cdir), "%s/c", dir);
 	snprintf(cpub, sizeof(cpub), "%s/pub", cdir);
