@@ -63,3 +63,30 @@ void fixture_daemon(struct lr_daemon *d, const char *url, const char *pubkey)
 	if (lr_daemon_init(d, &cfg) < 0)
 		abort();
 }
+
+void fixture_daemon_loaded(struct lr_daemon *d, const char *url, const char *pubkey)
+{
+	fixture_daemon(d, url, pubkey);
+	if (lr_daemon_load_manifest(d) < 0)
+		abort();
+}
+
+int fixture_object_has(int obj, const uint8_t *img, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int same = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len && memcmp(buf, img + off, len) == 0;
+
+	free(buf);
+	return same;
+}
+
+int fixture_object_zero(int obj, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int zero = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len;
+
+	for (size_t i = 0; zero && i < len; i++)
+		zero = buf[i] == 0;
+	free(buf);
+	return zero;
+}

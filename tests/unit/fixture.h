@@ -32,4 +32,12 @@ void fixture_publish(struct fixture_pub *f, const char *dir, size_t size, uint32
  * file); 5 s READ deadline, 1 s fetch timeout. Aborts on failure. */
 void fixture_daemon(struct lr_daemon *d, const char *url, const char *pubkey);
 
+/* fixture_daemon, and its manifest loaded. */
+void fixture_daemon_loaded(struct lr_daemon *d, const char *url, const char *pubkey);
+
+/* Bytes [off, off+len) of the file obj (a kernel object stand-in) equal
+ * img's; are all zeros (a hole). */
+int fixture_object_has(int obj, const uint8_t *img, uint64_t off, size_t len);
+int fixture_object_zero(int obj, uint64_t off, size_t len);
+
 #endif

@@ -138,31 +138,9 @@ static void publish(struct fixture_pub *f, const char *sub)
 
 static void daemon_up(struct lr_daemon *d, const struct fixture_pub *f)
 {
-	fixture_daemon(d, f->url, f->pub);
-	if (lr_daemon_load_manifest(d) < 0)
-		abort();
+	fixture_daemon_loaded(d, f->url, f->pub);
 	fakedev_attach(d);
 	lr_prefetch_init(d, 0, 0);
-}
-
-static int object_has(int obj, const uint8_t *img, uint64_t off, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	int same = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len && memcmp(buf, img + off, len) == 0;
-
-	free(buf);
-	return same;
-}
-
-static int object_zero(int obj, uint64_t off, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	int zero = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len;
-
-	for (size_t i = 0; zero && i < len; i++)
-		zero = buf[i] == 0;
-	free(buf);
-	return zero;
 }
 
 int main(void)
@@ -198,16 +176,16 @@ int main(void)
 	ok(d.mount_ahead == 0, "... and the walk is over");
 	is(d.stats.reads, 0, "... with no READ from the kernel");
 	int obj = fakedev_open_image(&d, 1, 10);
-	ok(object_zero(obj, 0, IMG_SIZE), "at the OPEN they stay in memory: the kernel's READs still come");
+	ok(fixture_object_zero(obj, 0, IMG_SIZE), "at the OPEN they stay in memory: the kernel's READs still come");
 	fakedev_send_read(2, 10, 0, 4096);
 	fakedev_serve(&d, 2);
-	ok(fakedev_completed(2) && object_has(obj, f.img, 0, CS), "the superblock's READ is answered from memory");
+	ok(fakedev_completed(2) && fixture_object_has(obj, f.img, 0, CS), "the superblock's READ is answered from memory");
 	fakedev_send_read(3, 10, META_BLK * 4096u, 4096);
 	fakedev_serve(&d, 3);
 	fakedev_send_read(4, 10, DIR_BLK * 4096u, 8192);
 	fakedev_serve(&d, 4);
-	ok(fakedev_completed(3) && fakedev_completed(4) && object_has(obj, f.img, 3 * CS, CS) &&
-		   object_has(obj, f.img, 10 * CS, CS),
+	ok(fakedev_completed(3) && fakedev_completed(4) && fixture_object_has(obj, f.img, 3 * CS, CS) &&
+		   fixture_object_has(obj, f.img, 10 * CS, CS),
 	   "... and so are the root inode's and the root directory's");
 	is(d.stats.chunks_fetched, 3, "... with no fetch of their own");
 	is(d.stats.bytes_requested, 4096 * 4, "... and counted as asked for, as without");
@@ -223,7 +201,7 @@ int main(void)
 	fakedev_send_read(6, 11, 0, 4096);
 	fakedev_serve(&d, 6);
 	fakedev_settle(&d);
-	ok(fakedev_completed(6) && object_has(obj, f.img, 0, CS), "a READ during the walk is served");
+	ok(fakedev_completed(6) && fixture_object_has(obj, f.img, 0, CS), "a READ during the walk is served");
 	is(d.stats.chunks_fetched, 3, "... and each chunk fetched once");
 	lr_daemon_fini(&d);
 	fakedev_close();

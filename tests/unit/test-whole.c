@@ -37,33 +37,9 @@ static char dir[] = "/tmp/lazyroot-tw-XXXXXX";
 
 static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
 {
-	fixture_daemon(d, url, pubkey);
-	if (lr_daemon_load_manifest(d) < 0)
-		abort();
+	fixture_daemon_loaded(d, url, pubkey);
 	fakedev_attach(d);
 	lr_prefetch_init(d, 0, 0);
-}
-
-/* Bytes [off, off+len) of the object equal the image's. */
-static int object_has(int obj, const uint8_t *img, uint64_t off, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	int same = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len && memcmp(buf, img + off, len) == 0;
-
-	free(buf);
-	return same;
-}
-
-/* Bytes [off, off+len) of the object are a hole (zeros). */
-static int object_zero(int obj, uint64_t off, size_t len)
-{
-	uint8_t *buf = malloc(len);
-	int zero = buf && pread(obj, buf, len, (off_t)off) == (ssize_t)len;
-
-	for (size_t i = 0; zero && i < len; i++)
-		zero = buf[i] == 0;
-	free(buf);
-	return zero;
 }
 
 int main(void)
@@ -101,13 +77,13 @@ int main(void)
 	int obj = fakedev_open_image(&d, 1, 10);
 	fakedev_send_read(2, 10, 0, 4096); /* the superblock's page */
 	fakedev_serve(&d, 2);
-	ok(fakedev_completed(2) && object_has(obj, f.img, 0, CS),
+	ok(fakedev_completed(2) && fixture_object_has(obj, f.img, 0, CS),
 	   "a 4 KiB READ of chunk 0 writes all of chunk 0");
 	fakedev_send_read(3, 10, 5 * CS + 8192, 4096);
 	fakedev_serve(&d, 3);
-	ok(fakedev_completed(3) && object_has(obj, f.img, 5 * CS, CS), "... and of chunk 5 all of chunk 5");
+	ok(fakedev_completed(3) && fixture_object_has(obj, f.img, 5 * CS, CS), "... and of chunk 5 all of chunk 5");
 	is(d.stats.bytes_written, 2 * CS, "... each written once");
-	ok(object_zero(obj, CS, CS), "chunks nobody read stay holes");
+	ok(fixture_object_zero(obj, CS, CS), "chunks nobody read stay holes");
 	uint64_t reads = d.stats.reads, fetched = d.stats.chunks_fetched;
 	fakedev_send_read(4, 10, 5 * CS + 4096, 4096); /* a racing READ of pages now present */
 	fakedev_serve(&d, 4);
@@ -120,7 +96,7 @@ int main(void)
 	fakedev_send_read(5, 10, 10 * CS, 4096);
 	fakedev_serve(&d, 5);
 	fakedev_settle(&d);
-	ok(object_has(obj, f.img, 10 * CS, (1 + LR_NEIGHBOR_CHUNKS) * CS),
+	ok(fixture_object_has(obj, f.img, 10 * CS, (1 + LR_NEIGHBOR_CHUNKS) * CS),
 	   "after switch_root a miss writes its chunk and the %u after it", LR_NEIGHBOR_CHUNKS);
 
 	/* The reader streams on: its next READ lands just past them (it read
@@ -130,22 +106,22 @@ int main(void)
 	fakedev_send_read(6, 10, c * CS, 4096);
 	fakedev_serve(&d, 6);
 	fakedev_settle(&d);
-	ok(fakedev_completed(6) && object_has(obj, f.img, (c + 1) * CS, (trip - c - 1) * CS) &&
-		   object_has(obj, f.img, (trip + 1) * CS, (c + w - trip) * CS),
+	ok(fakedev_completed(6) && fixture_object_has(obj, f.img, (c + 1) * CS, (trip - c - 1) * CS) &&
+		   fixture_object_has(obj, f.img, (trip + 1) * CS, (c + w - trip) * CS),
 	   "a READ right after them is streaming: the next %u chunks go into the object", (unsigned)w);
-	ok(object_zero(obj, trip * CS, CS), "... but for the one in the middle (chunk %u)", (unsigned)trip);
+	ok(fixture_object_zero(obj, trip * CS, CS), "... but for the one in the middle (chunk %u)", (unsigned)trip);
 	fetched = d.stats.chunks_fetched;
 	fakedev_send_read(7, 10, trip * CS, 8192);
 	fakedev_serve(&d, 7);
-	ok(fakedev_completed(7) && object_has(obj, f.img, trip * CS, CS),
+	ok(fakedev_completed(7) && fixture_object_has(obj, f.img, trip * CS, CS),
 	   "its READ is answered from memory, the chunk written whole");
 	fakedev_settle(&d);
 	uint64_t last = trip + 2 * w, trip2 = trip + 1 + w;
 	if (last >= NCHUNKS)
 		abort(); /* the fixture is too small for the test */
 	is(d.stats.chunks_fetched - fetched, last - (c + w), "... and orders the next window, twice as large");
-	ok(object_has(obj, f.img, (c + w + 1) * CS, (trip2 - c - w - 1) * CS) &&
-		   object_has(obj, f.img, (trip2 + 1) * CS, (last - trip2) * CS) && object_zero(obj, trip2 * CS, CS),
+	ok(fixture_object_has(obj, f.img, (c + w + 1) * CS, (trip2 - c - w - 1) * CS) &&
+		   fixture_object_has(obj, f.img, (trip2 + 1) * CS, (last - trip2) * CS) && fixture_object_zero(obj, trip2 * CS, CS),
 	   "... into the object, but for its own middle chunk");
 	lr_daemon_fini(&d);
 	fakedev_close();
@@ -158,7 +134,7 @@ int main(void)
 	is(lr_daemon_prefetch_chunk(&d, 7, 1), 0, "... and chunk 7");
 	fakedev_settle(&d);
 	obj = fakedev_open_image(&d, 20, 11);
-	ok(object_has(obj, f.img, 0, CS) && object_has(obj, f.img, 7 * CS, CS),
+	ok(fixture_object_has(obj, f.img, 0, CS) && fixture_object_has(obj, f.img, 7 * CS, CS),
 	   "both are in the object as soon as the kernel opens it");
 	fakedev_send_read(21, 11, 7 * CS, CS);
 	fakedev_serve(&d, 21);
@@ -184,7 +160,7 @@ int main(void)
 		fakedev_serve(&d, 41);
 		fakedev_send_read(42, 13, 3 * CS, 4096);
 		fakedev_serve(&d, 42);
-		ok(fakedev_completed(42) && object_has(obj, f.img, 3 * CS, CS),
+		ok(fakedev_completed(42) && fixture_object_has(obj, f.img, 3 * CS, CS),
 		   "boot-only store: a READ's chunk goes whole into the object");
 		/* A streaming reader after switch_root leaves a tripwire held
 		 * in memory whose READ never comes: prefetch must still end. */
@@ -203,7 +179,7 @@ int main(void)
 			fakedev_settle(&d);
 			usleep(5000); /* prefetch waits for a quiet spell after demand */
 		}
-		ok(d.pf.state == LR_PF_COMPLETE && object_has(obj, f.img, 0, IMG_SIZE),
+		ok(d.pf.state == LR_PF_COMPLETE && fixture_object_has(obj, f.img, 0, IMG_SIZE),
 		   "... prefetch completes with the whole image in the object");
 		is(d.stats.chunk_bytes, IMG_SIZE, "... every chunk fetched once");
 		snprintf(cmd, sizeof(cmd), "test \"$(find '%s' -type f -size +1k | wc -l)\" -le 1", sdir);
@@ -256,7 +232,7 @@ int main(void)
 		fakedev_send_read(52, 14, rc * 4096, 4096);
 		fakedev_serve(&d, 52);
 		fakedev_settle(&d);
-		ok(fakedev_completed(52) && object_has(obj, ti, rc * 4096, (1 + LR_NEIGHBOR_CHUNKS) * 4096),
+		ok(fakedev_completed(52) && fixture_object_has(obj, ti, rc * 4096, (1 + LR_NEIGHBOR_CHUNKS) * 4096),
 		   "... and a READ meanwhile still brings its %u neighbours", LR_NEIGHBOR_CHUNKS);
 		lr_daemon_fini(&d);
 		fakedev_close();
@@ -284,14 +260,14 @@ int main(void)
 	obj = fakedev_open_image(&d, 30, 12);
 	fakedev_send_read(31, 12, 0, 4096);
 	fakedev_serve(&d, 31);
-	ok(fakedev_completed(31) && object_has(obj, f.img, 0, 4096) && object_zero(obj, 4096, CS - 4096),
+	ok(fakedev_completed(31) && fixture_object_has(obj, f.img, 0, 4096) && fixture_object_zero(obj, 4096, CS - 4096),
 	   "compressed files: a 4 KiB READ of chunk 0 writes that page alone");
 	d.booted = 1;
 	fakedev_send_read(32, 12, 10 * CS + 4096, 4096);
 	fakedev_serve(&d, 32);
 	fakedev_settle(&d);
-	ok(object_has(obj, f.img, 10 * CS + 4096, 4096) && object_zero(obj, 10 * CS + 8192, CS - 8192) &&
-		   object_zero(obj, 11 * CS, LR_NEIGHBOR_CHUNKS * CS),
+	ok(fixture_object_has(obj, f.img, 10 * CS + 4096, 4096) && fixture_object_zero(obj, 10 * CS + 8192, CS - 8192) &&
+		   fixture_object_zero(obj, 11 * CS, LR_NEIGHBOR_CHUNKS * CS),
 	   "... and after switch_root neither the rest of the chunk nor its neighbours");
 	is(d.stats.bytes_written, 2 * 4096, "... 2 pages written in all");
 	lr_daemon_fini(&d);
