@@ -1017,10 +1017,11 @@ static struct lr_chunkbuf *chunk_from_store(struct lr_daemon *d, uint64_t c)
 
 static void schedule_reads(struct lr_daemon *d);
 
-/* Background fetches the tree's nodes ahead may add to: room is left for
- * one READ's neighbours. A boot after the switch had all of it taken by 8
- * nodes for 0.4 s, as the new init started: its READs brought no
- * neighbours, and the next READs asked for those. */
+/* Background fetches the level-1 nodes fetched in bulk (tree_ahead) may
+ * add to: room is left for one READ's neighbours. A boot after the switch
+ * had all of it taken by 8 nodes for 0.4 s, as the new init started: its
+ * READs brought no neighbours, and the next READs asked for those. (The
+ * few beside a node a READ waited for, tree_near, are not held back.) */
 static int tree_room(const struct lr_daemon *d)
 {
 	unsigned max = lr_transport_background_max(d->tr);
@@ -1038,8 +1039,6 @@ static int node_ahead(struct lr_daemon *d, uint64_t i)
 	if (i >= lr_tree_nodes(d->img.nchunks, 1) ||
 	    lr_image_expected(&d->img, 0, i * LR_NODE_FANOUT, &dg) != -EAGAIN || job_find(d, 1, i))
 		return 0;
-	if (!tree_room(d))
-		return -EBUSY;
 	struct lr_job *j = job_new(d, 1, i);
 	if (!j)
 		return -EBUSY;
@@ -1075,7 +1074,7 @@ static void tree_ahead(struct lr_daemon *d)
 	if (!d->booted || !d->tr || d->img.m.depth < 2 || n > LR_TREE_AHEAD_ALL || d->tree_next >= n)
 		return;
 	unsigned busy = nodes_ahead_busy(d);
-	while (busy < LR_TREE_AHEAD_INFLIGHT && d->tree_next < n) {
+	while (busy < LR_TREE_AHEAD_INFLIGHT && d->tree_next < n && tree_room(d)) {
 		int r = node_ahead(d, d->tree_next);
 		if (r < 0)
 			return; /* no room now: the next tick tries again */
