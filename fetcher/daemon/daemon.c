@@ -760,6 +760,22 @@ static int job_start(struct lr_daemon *d, struct lr_job *j)
 	return 0;
 }
 
+/* A new job for item idx of level, of the given background kind, started
+ * (or parked behind its parent node): job_start's result, or -EBUSY with
+ * no job free. A job that could not start is released. */
+static int job_launch(struct lr_daemon *d, uint32_t level, uint64_t idx, int background)
+{
+	struct lr_job *j = job_new(d, level, idx);
+
+	if (!j)
+		return -EBUSY;
+	j->background = background;
+	int r = job_start(d, j);
+	if (r < 0)
+		j->used = 0;
+	return r;
+}
+
 /* Resume the jobs parked behind node (level, idx), now cached or failed. */
 static void job_children(struct lr_daemon *d, uint32_t level, uint64_t idx, int err)
 {
@@ -1039,15 +1055,10 @@ static int node_ahead(struct lr_daemon *d, uint64_t i)
 	if (i >= lr_tree_nodes(d->img.nchunks, 1) ||
 	    lr_image_expected(&d->img, 0, i * LR_NODE_FANOUT, &dg) != -EAGAIN || job_find(d, 1, i))
 		return 0;
-	struct lr_job *j = job_new(d, 1, i);
-	if (!j)
-		return -EBUSY;
-	j->background = LR_JOB_TREE_AHEAD;
-	int r = job_start(d, j);
+	int r = job_launch(d, 1, i, LR_JOB_TREE_AHEAD);
 	if (r >= 0)
 		return 1;
-	j->used = 0; /* other errors are logged by job_start: a READ retries */
-	return r == -EBUSY ? r : 0;
+	return r == -EBUSY ? r : 0; /* other errors are logged by job_start: a READ retries */
 }
 
 static unsigned nodes_ahead_busy(const struct lr_daemon *d)
@@ -1283,9 +1294,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 			return;
 		if (chunk_on_hand(d, c))
 			continue;
-		struct lr_job *j = job_new(d, 0, c);
-		if (j && job_start(d, j) < 0)
-			j->used = 0;
+		job_launch(d, 0, c, 0);
 	}
 }
 
@@ -1300,13 +1309,7 @@ static int mount_chunk(struct lr_daemon *d, uint64_t c)
 		return 1;
 	if (job_find(d, 0, c))
 		return 0;
-	struct lr_job *j = job_new(d, 0, c);
-	if (!j)
-		return -EBUSY;
-	j->background = LR_JOB_MOUNT_AHEAD;
-	int r = job_start(d, j);
-	if (r < 0)
-		j->used = 0;
+	int r = job_launch(d, 0, c, LR_JOB_MOUNT_AHEAD);
 	return r < 0 ? r : 0;
 }
 
