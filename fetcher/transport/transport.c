@@ -834,12 +834,15 @@ static void start_waiting(struct lr_transport *t)
 	}
 }
 
-int lr_transport_timeout(const struct lr_transport *t)
+/* Milliseconds until there is work, 0 now, -1 none. Ended fetches waiting
+ * to be finished count only with `ended` (a run whose budget for them is
+ * spent cannot take them). */
+static int timeout_ms(const struct lr_transport *t, int ended)
 {
 	uint64_t now = now_ms();
 	int64_t due = t->timer_due_ms;
 
-	if (t->nended)
+	if (ended && t->nended)
 		return 0;
 	if (t->nactive < t->max_active)
 		for (unsigned i = 0; i < LR_FETCH_SLOTS; i++) {
@@ -850,6 +853,11 @@ int lr_transport_timeout(const struct lr_transport *t)
 	if (due < 0)
 		return -1;
 	return due <= (int64_t)now ? 0 : (int)(due - (int64_t)now);
+}
+
+int lr_transport_timeout(const struct lr_transport *t)
+{
+	return timeout_ms(t, 1);
 }
 
 /* Two URLs with the same scheme, host and port (curl's defaults). */
@@ -1037,7 +1045,9 @@ void lr_transport_run(struct lr_transport *t)
 		}
 		timer |= run_timer(t, &running);
 		check_done(t, &bg_budget);
-		if (n <= 0 && !timer && lr_transport_timeout(t) != 0)
+		/* Background fetches that ended beyond this run's budget
+		 * wait for the next run: no more passes for them. */
+		if (n <= 0 && !timer && timeout_ms(t, bg_budget > 0) != 0)
 			break;
 	}
 }
