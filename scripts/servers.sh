@@ -56,6 +56,8 @@ http {
 	# Per request over TLS: the connection and whether its session was
 	# resumed ("r") or a full handshake (".").
 	log_format tls '\$connection \$ssl_session_reused';
+	# ... and its protocol and cipher suite.
+	log_format cipher '\$connection \$ssl_protocol \$ssl_cipher';
 	client_body_temp_path $s;
 	proxy_temp_path $s;
 	fastcgi_temp_path $s;
@@ -71,6 +73,7 @@ http {
 		# nginx 1.23.4+'s default; Debian 12's 1.22 leaves TLS 1.3 out
 		ssl_protocols TLSv1.2 TLSv1.3;
 		access_log $s/tls.log tls;
+		access_log $s/cipher.log cipher;
 		access_log $s/access.log;
 		root $root;
 	}

@@ -14,4 +14,12 @@ vm_boot "$log" "root=lazyroot:https://lazyroot.test/ rd.lazyroot.resolve=lazyroo
 vm_show "$log"
 check_boot "$log"
 ! grep -q 'NOT verified' "$log" || fail "certificate verification was off"
+# The guest's CPU model has no AES instructions, where AES-GCM runs in C
+# at half the speed of ChaCha20-Poly1305 (mbedTLS: 65 and 138 MB/s on this
+# project's x86-64 host, both in C): mbedTLS offers ChaCha20-Poly1305
+# first, and every request must have used it.
+echo "requests by protocol and cipher:"
+awk '{ print "  " $2 " " $3 }' "$WORK/nginx1/cipher.log" | sort | uniq -c
+grep -q 'TLSv1.3 TLS_CHACHA20_POLY1305_SHA256' "$WORK/nginx1/cipher.log" || fail "no request over TLS 1.3 with ChaCha20-Poly1305"
+! grep -qv 'TLS_CHACHA20_POLY1305_SHA256' "$WORK/nginx1/cipher.log" || fail "a request used another cipher on a CPU without AES instructions"
 echo "PASS"
