@@ -110,6 +110,18 @@ int main(void)
 		   fixture_object_has(obj, f.img, (trip + 1) * CS, (c + w - trip) * CS),
 	   "a READ right after them is streaming: the next %u chunks go into the object", (unsigned)w);
 	ok(fixture_object_zero(obj, trip * CS, CS), "... but for the one in the middle (chunk %u)", (unsigned)trip);
+	{
+		/* The window's other chunks are in the object and no READ
+		 * waits for them: no copy in memory; the held one has one. */
+		int copies = 0, held = 0;
+		for (unsigned i = 0; i < d.nchunkbufs; i++) {
+			if (!d.chunks[i].used)
+				continue;
+			copies += d.chunks[i].idx > c && d.chunks[i].idx <= c + w && d.chunks[i].idx != trip;
+			held += d.chunks[i].idx == trip;
+		}
+		ok(copies == 0 && held == 1, "... which alone of the window is kept in memory (%d others)", copies);
+	}
 	fetched = d.stats.chunks_fetched;
 	fakedev_send_read(7, 10, trip * CS, 8192);
 	fakedev_serve(&d, 7);
