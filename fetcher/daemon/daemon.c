@@ -992,16 +992,13 @@ static int store_chunk(struct lr_daemon *d, uint64_t c, const struct lr_digest *
 		return 0; /* verify mode */
 	superblock_features(d, c, data, len);
 	keep_local(d, c, dg, data, len, background == LR_JOB_MOUNT_AHEAD);
-	/* A prefetched chunk nobody reads now stays out of the memory cache
-	 * (it would evict chunks a reader is streaming through). */
-	if (background == 1 && !reads_want(d, c))
-		return 0;
-	/* So does a chunk now whole in the kernel's object that no READ waits
-	 * for: a READ that comes later finds it there (chunk_in_file). A copy
-	 * in memory would cost a 64 KiB memcpy and evict a chunk that is
-	 * wanted (on one emulated CPU, the copies are a share of a streaming
+	/* A chunk no READ waits for stays out of the memory cache when it is
+	 * prefetched (it would evict chunks a reader is streaming through),
+	 * or now whole in the kernel's object: a READ that comes later finds
+	 * it there (chunk_in_file), and a copy in memory would cost a 64 KiB
+	 * memcpy (on one emulated CPU, the copies are a share of a streaming
 	 * read's time). */
-	if (d->written && written(d, c) && !reads_want(d, c))
+	if ((background == 1 || (d->written && written(d, c))) && !reads_want(d, c))
 		return 0;
 	struct lr_chunkbuf *b = chunkbuf_put(d, c, data, (uint32_t)len);
 	if (!b)
