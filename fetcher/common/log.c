@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "lr-log.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,19 @@ void lr_log_setup(const char *ident, int fd, int kmsg, int max_level)
 	log_fd = fd;
 	log_kmsg = kmsg;
 	log_max = max_level;
+}
+
+void lr_log_reopen(void)
+{
+	if (!log_kmsg || log_fd < 0)
+		return;
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return; /* the shared one still works */
+	if (dup3(fd, log_fd, O_CLOEXEC) < 0)
+		log_fd = fd; /* its number is gone: use the new one */
+	else
+		close(fd);
 }
 
 int lr_log_enabled(int level)

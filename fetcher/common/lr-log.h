@@ -21,6 +21,12 @@ enum lr_log_level {
 
 /* fd: where lines go (-1: stderr). kmsg: prefix lines with "<prio>". */
 void lr_log_setup(const char *ident, int fd, int kmsg, int max_level);
+/* After fork, before dropping privileges: this process's own /dev/kmsg.
+ * The kernel lets each open file of it write a burst of 10 lines per 5 s
+ * (unless printk.devkmsg=on) and drops the rest, so processes sharing one
+ * silence each other: the worker's first lines after a supervisor's, a
+ * helper's after the worker's. A no-op when logging elsewhere. */
+void lr_log_reopen(void);
 /* The last error logged (the message part), "" if none: what a failing
  * daemon hands its caller as the one-line reason. */
 const char *lr_log_last_error(void);

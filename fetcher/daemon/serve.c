@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@
 #include "lr-log.h"
 #include "sandbox.h"
 #include "supervisor.h"
+#include "trash.h"
+#include "lr-util.h"
 
 /* The daemon's exit codes (main.c): a runtime failure may be retried. */
 #define EXIT_RUNTIME 2
@@ -44,9 +47,62 @@ static void *journal;
 static struct lr_cf *cf;
 static struct lr_sandbox sandbox;
 
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+		log_debug("remove %s: %m", path);
+	return 0;
+}
+
+/* Directories whose trash (store/trash.h) is emptied once we are ready. */
+static const char *trash_dirs[2];
+
+static void trash_later(const char *dir)
+{
+	for (unsigned i = 0; i < LR_ARRAY_SIZE(trash_dirs); i++) {
+		if (trash_dirs[i] && strcmp(trash_dirs[i], dir) == 0)
+			return;
+		if (!trash_dirs[i]) {
+			trash_dirs[i] = strdup(dir);
+			return;
+		}
+	}
+}
+
+/* Out of the way now, removed after readiness: dir/name. When it cannot
+ * be moved, it is removed in place, now, as slow as that is. */
+static void forget(const char *dir, const char *name)
+{
+	char path[4096];
+	int r = lr_trash_move(dir, name);
+
+	trash_later(dir); /* also what an earlier boot left there */
+	if (r == 1)
+		log_info("%s/%s of an earlier boot moved aside, into %s/trash", dir, name, dir);
+	if (r >= 0)
+		return;
+	log_warning_errno(r, "cannot move %s/%s aside: removing it now", dir, name);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) < sizeof(path))
+		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 static int fanotify_setup(struct lr_daemon *d, const char *imagefile, const char *cachedir,
 			  enum lr_metadata_mode metadata)
 {
+	/* A filled image file from an earlier boot: moved aside and removed
+	 * later, rather than truncated now (as slow as removing it); what
+	 * lr_fan_create() truncates is then nothing. */
+	char dir[4096];
+	const char *slash = strrchr(imagefile, '/');
+	if (slash && (size_t)(slash - imagefile) < sizeof(dir)) {
+		memcpy(dir, imagefile, (size_t)(slash - imagefile));
+		dir[slash - imagefile] = '\0';
+		/* Only in our own directory (another keeps its truncation). */
+		if (strcmp(dir, cachedir) == 0)
+			forget(dir, slash + 1);
+	}
 	int r = lr_fan_create(&fan, imagefile, d->img.m.image_size);
 
 	if (r < 0)
@@ -90,6 +146,7 @@ static int fan_worker(void *ctx, unsigned n)
 	/* First, before this process opens any fd: reads a dead worker left
 	 * unanswered keep their fd numbers reserved (fanotify.h). */
 	lr_fan_adopt(fan, journal);
+	lr_log_reopen();
 	if (lr_transport_reset(d->tr) < 0 || lr_sandbox_enter(&sandbox) < 0)
 		return EXIT_RUNTIME;
 	return lr_daemon_run(d) < 0 ? EXIT_RUNTIME : 0;
@@ -104,6 +161,7 @@ static int cf_worker(void *ctx, unsigned n)
 	 * OPEN for them first, which this worker answers like any OPEN. */
 	int r = lr_cf_restore(cf);
 
+	lr_log_reopen();
 	if (r < 0)
 		log_error_errno(r, "cachefiles: restore (this kernel predates 6.8's failover: "
 				   "reads a dead worker left are never answered)");
@@ -150,32 +208,14 @@ static void fan_fail_closed(void *ctx)
 	}
 }
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
-		log_debug("remove %s: %m", path);
-	return 0;
-}
-
 /* cachefiles keeps its objects across binds and serves the pages in them
  * without asking us: on a cache that survives reboots (a disk) they would
  * be served unverified. Every boot starts with no object; what is worth
  * keeping lives in the chunk store, verified again on use. */
 static void forget_old_objects(const char *cachedir)
 {
-	static const char *const dirs[] = { "cache", "graveyard" };
-	char path[4096];
-	struct stat st;
-
-	for (unsigned i = 0; i < 2; i++) {
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", cachedir, dirs[i]) >= sizeof(path) ||
-		    lstat(path, &st) < 0)
-			continue;
-		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-		log_info("removed the kernel's cache objects of an earlier boot (%s)", path);
-	}
+	forget(cachedir, "cache");
+	forget(cachedir, "graveyard");
 }
 
 /* cachefiles: verified chunks the kernel has not asked for yet live next
@@ -271,6 +311,9 @@ int lr_backend_serve(struct lr_daemon *d)
 	 * lets holes read as zeros, a closed cachefiles device fails every
 	 * read. */
 	d->persist = 1;
+	/* Ready, so the mount can start: now what earlier boots left goes. */
+	for (unsigned i = 0; i < LR_ARRAY_SIZE(trash_dirs) && trash_dirs[i]; i++)
+		lr_trash_empty_async(trash_dirs[i]);
 	lr_transport_reset(d->tr); /* no connection is shared with a worker */
 	struct lr_supervisor sv = { .worker = fan ? fan_worker : cf_worker,
 				    .fail_closed = fan ? fan_fail_closed : cf_fail_closed,
