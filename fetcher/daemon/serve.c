@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <ftw.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -19,7 +18,7 @@
 #include "lr-log.h"
 #include "sandbox.h"
 #include "supervisor.h"
-#include "trash.h"
+#include "cachetree.h"
 #include "lr-util.h"
 
 /* The daemon's exit codes (main.c): a runtime failure may be retried. */
@@ -47,62 +46,9 @@ static void *journal;
 static struct lr_cf *cf;
 static struct lr_sandbox sandbox;
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0)
-		log_debug("remove %s: %m", path);
-	return 0;
-}
-
-/* Directories whose trash (store/trash.h) is emptied once we are ready. */
-static const char *trash_dirs[2];
-
-static void trash_later(const char *dir)
-{
-	for (unsigned i = 0; i < LR_ARRAY_SIZE(trash_dirs); i++) {
-		if (trash_dirs[i] && strcmp(trash_dirs[i], dir) == 0)
-			return;
-		if (!trash_dirs[i]) {
-			trash_dirs[i] = strdup(dir);
-			return;
-		}
-	}
-}
-
-/* Out of the way now, removed after readiness: dir/name. When it cannot
- * be moved, it is removed in place, now, as slow as that is. */
-static void forget(const char *dir, const char *name)
-{
-	char path[4096];
-	int r = lr_trash_move(dir, name);
-
-	trash_later(dir); /* also what an earlier boot left there */
-	if (r == 1)
-		log_info("%s/%s of an earlier boot moved aside, into %s/trash", dir, name, dir);
-	if (r >= 0)
-		return;
-	log_warning_errno(r, "cannot move %s/%s aside: removing it now", dir, name);
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) < sizeof(path))
-		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
 static int fanotify_setup(struct lr_daemon *d, const char *imagefile, const char *cachedir,
 			  enum lr_metadata_mode metadata)
 {
-	/* A filled image file from an earlier boot: moved aside and removed
-	 * later, rather than truncated now (as slow as removing it); what
-	 * lr_fan_create() truncates is then nothing. */
-	char dir[4096];
-	const char *slash = strrchr(imagefile, '/');
-	if (slash && (size_t)(slash - imagefile) < sizeof(dir)) {
-		memcpy(dir, imagefile, (size_t)(slash - imagefile));
-		dir[slash - imagefile] = '\0';
-		/* Only in our own directory (another keeps its truncation). */
-		if (strcmp(dir, cachedir) == 0)
-			forget(dir, slash + 1);
-	}
 	int r = lr_fan_create(&fan, imagefile, d->img.m.image_size);
 
 	if (r < 0)
@@ -211,11 +157,44 @@ static void fan_fail_closed(void *ctx)
 /* cachefiles keeps its objects across binds and serves the pages in them
  * without asking us: on a cache that survives reboots (a disk) they would
  * be served unverified. Every boot starts with no object; what is worth
- * keeping lives in the chunk store, verified again on use. */
-static void forget_old_objects(const char *cachedir)
+ * keeping lives in the chunk store, verified again on use. The directories
+ * stay (store/cachetree.h says why). A tree that cannot be cleared is not
+ * bound. */
+static int forget_old_objects(const char *cachedir)
 {
-	forget(cachedir, "cache");
-	forget(cachedir, "graveyard");
+	static const struct {
+		const char *name;
+		unsigned keep_depth; /* cache/<volume>/<fan>/ stay */
+	} trees[] = { { "cache", 2 }, { "graveyard", 0 } };
+	char path[4096];
+
+	for (unsigned i = 0; i < LR_ARRAY_SIZE(trees); i++) {
+		struct lr_cachetree_count n;
+
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", cachedir, trees[i].name) >=
+		    sizeof(path))
+			return -ENAMETOOLONG;
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+			/* Not cachefiles' (a link, a file): out of its way. */
+			if (unlink(path) < 0)
+				return log_error_errno(errno, "cannot remove %s", path);
+			continue;
+		}
+		if (fd < 0)
+			return log_error_errno(errno, "cannot open %s", path);
+		int r = lr_cachetree_clear(fd, trees[i].keep_depth, &n);
+		close(fd);
+		if (r < 0)
+			return log_error_errno(r, "cannot clear %s of an earlier boot's cache objects "
+						  "(the kernel would serve them unverified)", path);
+		if (n.removed || n.kept_dirs)
+			log_info("%s: %" PRId64 " entries (%.1f MB) of an earlier boot removed, %" PRId64
+				 " directories kept", path, n.removed, (double)n.bytes / 1e6, n.kept_dirs);
+	}
+	return 0;
 }
 
 /* cachefiles: verified chunks the kernel has not asked for yet live next
@@ -277,7 +256,9 @@ int lr_backend_setup(struct lr_daemon *d, const struct lr_backend_choice *c, cha
 
 	if (c->backend != LR_BACKEND_FANOTIFY &&
 	    (c->backend == LR_BACKEND_CACHEFILES || cachefiles_plausible())) {
-		forget_old_objects(c->cachedir);
+		r = forget_old_objects(c->cachedir);
+		if (r < 0)
+			return r;
 		r = lr_cf_open_kernel(&cf, c->device, c->cachedir, c->tag,
 				      c->backend == LR_BACKEND_AUTO);
 		if (r >= 0) {
@@ -311,9 +292,6 @@ int lr_backend_serve(struct lr_daemon *d)
 	 * lets holes read as zeros, a closed cachefiles device fails every
 	 * read. */
 	d->persist = 1;
-	/* Ready, so the mount can start: now what earlier boots left goes. */
-	for (unsigned i = 0; i < LR_ARRAY_SIZE(trash_dirs) && trash_dirs[i]; i++)
-		lr_trash_empty_async(trash_dirs[i]);
 	lr_transport_reset(d->tr); /* no connection is shared with a worker */
 	struct lr_supervisor sv = { .worker = fan ? fan_worker : cf_worker,
 				    .fail_closed = fan ? fan_fail_closed : cf_fail_closed,
