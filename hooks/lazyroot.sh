@@ -320,8 +320,10 @@ lr_setup_cache() {
 			i=$((i + 1))
 		done
 		[ -n "$dev" ] || lr_fail "cache device $lr_cache did not appear within 10 s"
+		lr_trace "cache device $dev found"
 		lr_cache_disk "$dev"
 		lr_check_disk "$dev"
+		lr_trace "cache device $dev checked"
 		;;
 	*) lr_fail "rd.lazyroot.cache=$lr_cache: use 'ram', a block device, LABEL= or UUID=" ;;
 	esac
