@@ -5,7 +5,9 @@ LAZYROOT_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Heavy builds (kernel, static libraries) live outside the source tree, keyed
 # by their inputs, so every clone on this machine (CI included) reuses them.
 LAZYROOT_CACHE=${LAZYROOT_CACHE:-/var/cache/lazyroot}
-export LAZYROOT_TOP LAZYROOT_CACHE
+# Debian source packages, downloaded once (deb_src_pick).
+LAZYROOT_SRC=$LAZYROOT_CACHE/src
+export LAZYROOT_TOP LAZYROOT_CACHE LAZYROOT_SRC
 
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -50,4 +52,77 @@ ensure_deb_src() {
 			"Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" | $sudo tee "$f" >/dev/null
 	fi
 	${sudo:-} apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed"
+}
+
+# deb_src_only_asc_missing NAME VERSION: apt-get source failed only for
+# the upstream tarball's signature (a mirror that lacks the .asc the .dsc
+# lists), and every other file arrived. Those apt checked against the
+# signed index; the missing signature is what dpkg-source would check
+# again, so the caller unpacks with deb_src_unpack.
+deb_src_only_asc_missing() {
+	local err=$LAZYROOT_SRC/$1.fetch.err f
+	grep -q 'Failed to fetch' "$err" || return 1
+	! grep 'Failed to fetch' "$err" | grep -qv '\.asc ' || return 1
+	[ -s "$LAZYROOT_SRC/$1_${2#*:}.dsc" ] || return 1
+	while read -r f; do
+		case $f in *.asc) ;; *) [ -s "$LAZYROOT_SRC/$f" ] || return 1 ;; esac
+	done < <(awk '/^Files:/ { on = 1; next } /^[^ ]/ { on = 0 } on { print $3 }' "$LAZYROOT_SRC/$1_${2#*:}.dsc")
+	log "$1 $2: the mirror has no upstream signature ($(grep -m1 -o '[^/ ]*\.asc' "$err")); the files apt fetched were checked against the signed index"
+}
+
+# deb_src_unpack DSC DIR: dpkg-source -x; without the signature check only
+# where the upstream signature is missing (see deb_src_only_asc_missing).
+deb_src_unpack() {
+	local asc
+	asc=$(awk '/^Files:/ { on = 1; next } /^[^ ]/ { on = 0 } on && $3 ~ /\.asc$/ { print $3 }' "$1")
+	if [ -n "$asc" ] && [ ! -s "$(dirname "$1")/$asc" ]; then
+		dpkg-source --no-check -x "$1" "$2" >/dev/null 2>&1
+	else
+		dpkg-source -x "$1" "$2" >/dev/null 2>&1
+	fi
+}
+
+# deb_src_candidates NAME SERIES: the Debian versions of source NAME whose upstream
+# version is SERIES, among those apt lists, newest first.
+deb_src_candidates() {
+	local v list=()
+	for v in $(apt-cache showsrc "$1" 2>/dev/null | sed -n 's/^Version: //p'); do
+		case ${v#*:} in "$2"-*) list+=("$v") ;; esac
+	done
+	[ ${#list[@]} -gt 0 ] || return 0
+	printf '%s\n' "${list[@]}" | sort -u | while read -r v; do
+		# rank by dpkg's order: count the versions this one is newer than
+		local n=0 w
+		for w in "${list[@]}"; do dpkg --compare-versions "$v" gt "$w" && n=$((n + 1)); done
+		echo "$n $v"
+	done | sort -rn | cut -d' ' -f2
+}
+
+# deb_src_pick NAME SERIES VAR: the newest candidate whose source is here or can
+# be downloaded now. An index may list a revision its pool does not (yet)
+# serve: that one is skipped, and not asked again for a day.
+deb_src_pick() {
+	local v list dsc miss
+	list=$(deb_src_candidates "$1" "$2")
+	if [ -z "$list" ]; then
+		ensure_deb_src
+		list=$(deb_src_candidates "$1" "$2")
+	fi
+	for v in $list; do
+		dsc="$LAZYROOT_SRC/$1_${v#*:}.dsc"
+		miss="$LAZYROOT_SRC/$1_${v#*:}.unavailable"
+		if [ ! -s "$dsc" ]; then
+			[ -z "$(find "$miss" -mmin -1440 2>/dev/null)" ] || continue
+			if ! (cd "$LAZYROOT_SRC" && apt-get source --download-only -qq "$1=$v" >/dev/null 2>"$LAZYROOT_SRC/$1.fetch.err") &&
+				! deb_src_only_asc_missing "$1" "$v"; then
+				log "$1 $v is listed but cannot be downloaded ($(grep -m1 '^E:' "$LAZYROOT_SRC/$1.fetch.err" || tail -n 1 "$LAZYROOT_SRC/$1.fetch.err")); trying an older revision"
+				rm -f "$LAZYROOT_SRC/$1_${v#*:}".* # what did arrive (not the shared orig tarball)
+				touch "$miss"
+				continue
+			fi
+		fi
+		printf -v "$3" '%s' "$v"
+		return 0
+	done
+	die "no $1 $2-* source package can be had from Debian's archive (apt-cache showsrc $1); lazyroot was tested with $1 $2: update ${3%_VERSION}_SERIES in scripts/${0##*/} to a series the archive has, and test it"
 }

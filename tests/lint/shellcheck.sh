@@ -5,7 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 command -v shellcheck >/dev/null || { echo "SKIP: shellcheck not installed"; exit 77; }
-bash_scripts=(scripts/setup scripts/test scripts/demo scripts/build-kernel scripts/build-deps scripts/run-qemu scripts/lib.sh
+bash_scripts=(scripts/setup scripts/test scripts/demo scripts/build-kernel scripts/build-deps scripts/build-mke2fs scripts/run-qemu scripts/lib.sh
 	initramfs/build tests/run tests/vm/*.sh tests/vm/make-test-root tests/lint/*.sh tests/net/*.sh
 	tests/tools/*.sh tests/fuzz/run.sh .ci/run)
 sh_scripts=(hooks/lazyroot.sh hooks/udhcpc.script initramfs/init kernel-config/check)
