@@ -54,20 +54,33 @@ ensure_deb_src() {
 	${sudo:-} apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed"
 }
 
-# deb_src_only_asc_missing NAME VERSION: apt-get source failed only for
-# the upstream tarball's signature (a mirror that lacks the .asc the .dsc
-# lists), and every other file arrived. Those apt checked against the
-# signed index; the missing signature is what dpkg-source would check
-# again, so the caller unpacks with deb_src_unpack.
-deb_src_only_asc_missing() {
-	local err=$LAZYROOT_SRC/$1.fetch.err f
-	grep -q 'Failed to fetch' "$err" || return 1
-	! grep 'Failed to fetch' "$err" | grep -qv '\.asc ' || return 1
+# deb_src_fetch_without_asc NAME VERSION: after apt-get source failed only
+# for the upstream tarball's signature (a mirror that lacks the .asc the
+# .dsc lists): fetch the other files from the URIs apt names, each checked
+# against the SHA256 of the signed index apt printed with it. The caller
+# unpacks with deb_src_unpack (no .asc to check).
+deb_src_fetch_without_asc() {
+	local err=$LAZYROOT_SRC/$1.fetch.err uri file size sum empty list
+	grep -q 'Failed to fetch http' "$err" || return 1
+	! grep 'Failed to fetch http' "$err" | grep -qv '\.asc ' || return 1
+	# apt lists only the files its working directory lacks: ask from an
+	# empty one, for all of them.
+	empty=$(mktemp -d)
+	list=$(cd "$empty" && apt-get --print-uris source "$1=$2" 2>/dev/null | grep "^'")
+	rmdir "$empty"
+	while read -r uri file size sum; do
+		uri=${uri//\'/}
+		case $file in *.asc) continue ;; esac
+		case $sum in SHA256:*) sum=${sum#SHA256:} ;; *) return 1 ;; esac
+		if [ "$(sha256sum "$LAZYROOT_SRC/$file" 2>/dev/null | cut -d' ' -f1)" != "$sum" ]; then
+			curl -fsS -o "$LAZYROOT_SRC/$file.part" "$uri" || return 1
+			[ "$(sha256sum "$LAZYROOT_SRC/$file.part" | cut -d' ' -f1)" = "$sum" ] || { rm -f "$LAZYROOT_SRC/$file.part"; return 1; }
+			[ "$(stat -c %s "$LAZYROOT_SRC/$file.part")" = "$size" ] || { rm -f "$LAZYROOT_SRC/$file.part"; return 1; }
+			mv "$LAZYROOT_SRC/$file.part" "$LAZYROOT_SRC/$file"
+		fi
+	done <<<"$list"
 	[ -s "$LAZYROOT_SRC/$1_${2#*:}.dsc" ] || return 1
-	while read -r f; do
-		case $f in *.asc) ;; *) [ -s "$LAZYROOT_SRC/$f" ] || return 1 ;; esac
-	done < <(awk '/^Files:/ { on = 1; next } /^[^ ]/ { on = 0 } on { print $3 }' "$LAZYROOT_SRC/$1_${2#*:}.dsc")
-	log "$1 $2: the mirror has no upstream signature ($(grep -m1 -o '[^/ ]*\.asc' "$err")); the files apt fetched were checked against the signed index"
+	log "$1 $2: the mirror has no upstream signature ($(grep -m1 -o '[^/ ]*\.asc' "$err")); its other files were fetched and checked against the signed index"
 }
 
 # deb_src_unpack DSC DIR: dpkg-source -x; without the signature check only
@@ -114,7 +127,7 @@ deb_src_pick() {
 		if [ ! -s "$dsc" ]; then
 			[ -z "$(find "$miss" -mmin -1440 2>/dev/null)" ] || continue
 			if ! (cd "$LAZYROOT_SRC" && apt-get source --download-only -qq "$1=$v" >/dev/null 2>"$LAZYROOT_SRC/$1.fetch.err") &&
-				! deb_src_only_asc_missing "$1" "$v"; then
+				! deb_src_fetch_without_asc "$1" "$v"; then
 				log "$1 $v is listed but cannot be downloaded ($(grep -m1 '^E:' "$LAZYROOT_SRC/$1.fetch.err" || tail -n 1 "$LAZYROOT_SRC/$1.fetch.err")); trying an older revision"
 				rm -f "$LAZYROOT_SRC/$1_${v#*:}".* # what did arrive (not the shared orig tarball)
 				touch "$miss"
