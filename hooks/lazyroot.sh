@@ -277,9 +277,10 @@ lr_mount_srcdev() {
 }
 
 # e2fsprogs' mke2fs (dracut's, or the static one initramfs/build adds),
-# which makes ext4 cache disks; none: busybox's, which makes only ext2. Looked for by
-# path: busybox's shell runs its own applet for a bare 'mke2fs' whatever
-# PATH says. Only e2fsprogs' answers -V with its library's version.
+# which makes ext4 cache disks; none: busybox's, which makes only ext2.
+# Looked for by path: busybox's shell runs its own applet for a bare
+# 'mke2fs' whatever PATH says. Only e2fsprogs' answers -V with its
+# library's version.
 lr_e2fsprogs() {
 	for p in /sbin/mke2fs /usr/sbin/mke2fs /bin/mke2fs /usr/bin/mke2fs; do
 		if [ -x "$p" ] && "$p" -V 2>&1 | grep -q 'EXT2FS Library'; then
