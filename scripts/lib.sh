@@ -84,7 +84,7 @@ deb_src_fetch_without_asc() {
 }
 
 # deb_src_unpack DSC DIR: dpkg-source -x; without the signature check only
-# where the upstream signature is missing (see deb_src_only_asc_missing).
+# where the upstream signature is missing (see deb_src_fetch_without_asc).
 deb_src_unpack() {
 	local asc
 	asc=$(awk '/^Files:/ { on = 1; next } /^[^ ]/ { on = 0 } on && $3 ~ /\.asc$/ { print $3 }' "$1")
