@@ -25,12 +25,9 @@ $(BUILD)/host/build.ninja: $(BUILD)/.deps
 host: $(BUILD)/host/build.ninja
 	ninja -C $(BUILD)/host --quiet
 
-# musl has no kernel UAPI headers: borrow linux-libc-dev's.
+# musl has no kernel UAPI headers: borrow linux-libc-dev's (scripts/lib.sh).
 $(UAPI)/.stamp:
-	mkdir -p $(UAPI)
-	ln -sfn /usr/include/linux $(UAPI)/linux
-	ln -sfn /usr/include/x86_64-linux-gnu/asm $(UAPI)/asm
-	ln -sfn /usr/include/asm-generic $(UAPI)/asm-generic
+	bash -c '. scripts/lib.sh && musl_uapi "$$1"' make-uapi $(UAPI)
 	touch $@
 
 $(BUILD)/static/build.ninja: $(UAPI)/.stamp $(BUILD)/.deps

@@ -17,6 +17,20 @@ hash_inputs() {
 	cat "$@" | sha256sum | cut -c1-16
 }
 
+# musl_uapi DIR: musl ships no kernel UAPI headers; link linux-libc-dev's
+# (linux/, this machine's asm/, asm-generic/) into DIR for musl-gcc's
+# -isystem (the Makefile for lazyrootd, build-mke2fs for mke2fs).
+musl_uapi() {
+	local arch
+	arch=$(gcc -print-multiarch) || arch=''
+	[ -n "$arch" ] || die "gcc -print-multiarch names no architecture"
+	[ -d "/usr/include/$arch/asm" ] || die "no /usr/include/$arch/asm: install linux-libc-dev"
+	mkdir -p "$1"
+	ln -sfn /usr/include/linux "$1/linux"
+	ln -sfn "/usr/include/$arch/asm" "$1/asm"
+	ln -sfn /usr/include/asm-generic "$1/asm-generic"
+}
+
 # The test kernel's cache directory for the current inputs; build-kernel
 # fills it, everything else only reads it.
 kernel_src_version() {
