@@ -408,10 +408,11 @@ lr_cache_disk() {
 		# stored chunk for e2fsck to read). No orphan file (e2fsprogs
 		# >= 1.47 makes one by default): the kernel then marks the
 		# primary superblock 'orphan_present' while this boot's cache
-		# object is open, and an e2fsck before 1.47.1 (bookworm's)
-		# takes the difference from the backups for damage and checks
-		# the whole disk after every power cut. An e2fsprogs that
-		# knows no orphan file makes none and refuses the option.
+		# object is open, and bookworm's e2fsck (1.47.0; 1.47.2's
+		# ignores the mark) takes the difference from the backups for
+		# damage and checks the whole disk after every power cut. An
+		# e2fsprogs that knows no orphan file makes none and refuses
+		# the option.
 		"$mkfs" -q -t ext4 -O ^orphan_file -L lazyroot-cache -b 4096 -i 16384 "$1" >/dev/null 2>&1 ||
 			"$mkfs" -q -t ext4 -L lazyroot-cache -b 4096 -i 16384 "$1" >/dev/null 2>&1
 	else
