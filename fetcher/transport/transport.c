@@ -57,6 +57,12 @@ struct slot {
 
 struct lr_transport {
 	CURLM *multi;
+	/* TLS sessions, outside the multi handle so that they outlive
+	 * lr_transport_reset: the worker's first connection resumes the
+	 * session of the supervisor's manifest fetch instead of a full
+	 * handshake (certificate chain checked again) on the way to the
+	 * kernel's first READ. NULL: not shared (each multi keeps its own). */
+	CURLSH *share;
 	int epfd;
 	int64_t timer_due_ms; /* curl's timer, -1: none */
 	char *mirrors[LR_MIRRORS_MAX];
@@ -301,6 +307,13 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 		lr_transport_free(t);
 		return -ENOMEM;
 	}
+	/* One thread: no lock functions. A share that fails only costs the
+	 * resumption across a reset. */
+	t->share = curl_share_init();
+	if (t->share && curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		curl_share_cleanup(t->share);
+		t->share = NULL;
+	}
 	for (size_t i = 0; i < o->nmirrors; i++) {
 		size_t l = strlen(o->mirrors[i]);
 		if (l == 0 || l >= LR_URL_MAX) {
@@ -408,6 +421,8 @@ void lr_transport_free(struct lr_transport *t)
 		curl_easy_cleanup(t->pool[i]);
 	if (t->multi)
 		curl_multi_cleanup(t->multi);
+	if (t->share)
+		curl_share_cleanup(t->share); /* after every easy handle using it */
 	if (t->epfd >= 0)
 		close(t->epfd);
 	for (unsigned i = 0; i < t->nmirrors; i++) {
@@ -563,6 +578,8 @@ static CURL *get_easy(struct lr_transport *t)
 	curl_easy_setopt(e, CURLOPT_TFTP_BLKSIZE, 1468L);
 	if (t->resolve)
 		curl_easy_setopt(e, CURLOPT_RESOLVE, t->resolve);
+	if (t->share)
+		curl_easy_setopt(e, CURLOPT_SHARE, t->share);
 	if (t->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

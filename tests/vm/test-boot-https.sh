@@ -22,4 +22,18 @@ echo "requests by protocol and cipher:"
 awk '{ print "  " $2 " " $3 }' "$WORK/nginx1/cipher.log" | sort | uniq -c
 grep -q 'TLSv1.3 TLS_CHACHA20_POLY1305_SHA256' "$WORK/nginx1/cipher.log" || fail "no request over TLS 1.3 with ChaCha20-Poly1305"
 ! grep -qv 'TLS_CHACHA20_POLY1305_SHA256' "$WORK/nginx1/cipher.log" || fail "a request used another cipher on a CPU without AES instructions"
+# Each connection, in the order of its first request: "." a full TLS
+# handshake, "r" a resumed session. The first is the supervisor's
+# manifest fetch; the next is the worker's first, after the transport was
+# reset for it, and it must resume that session (a full handshake, the
+# server's certificate chain checked again, cost the first READ ~0.1 s
+# under TCG).
+hs=$(awk '!seen[$1]++ { printf "%s", $2 }' "$WORK/nginx1/tls.log")
+full=$(printf '%s' "$hs" | tr -cd . | wc -c)
+echo "TLS connections in order (. full handshake, r resumed): $hs (${#hs} connections, $full full)"
+[ "${#hs}" -ge 2 ] || fail "fewer than two TLS connections: the worker's resumption is not shown"
+case $hs in
+.r*) ;;
+*) fail "the worker's first connection did not resume the supervisor's TLS session ($hs)" ;;
+esac
 echo "PASS"
