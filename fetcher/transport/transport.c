@@ -310,7 +310,8 @@ int lr_transport_new(struct lr_transport **tp, const struct lr_transport_opts *o
 	/* One thread: no lock functions. A share that fails only costs the
 	 * resumption across a reset. */
 	t->share = curl_share_init();
-	if (t->share && curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+	if (t->share &&
+	    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
 		curl_share_cleanup(t->share);
 		t->share = NULL;
 	}
