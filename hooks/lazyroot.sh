@@ -364,11 +364,14 @@ lr_mount_cache_disk() {
 }
 
 # The superblock (at 1024): s_state (offset 58) is 1 (valid, no error
-# bit), s_feature_compat (offset 92) has has_journal (4).
+# bit), s_feature_compat (offset 92) has has_journal (4). One read of the
+# 35 bytes from the first to the last: its first two and its last one.
 lr_journaled_clean() {
-	state=$(lr_hexdump "$1" 1082 2)
-	compat=$(lr_hexdump "$1" 1116 1)
-	[ "$state" = 0100 ] && [ -n "$compat" ] && [ $((0x$compat & 4)) -ne 0 ]
+	sb=$(lr_hexdump "$1" 1082 35)
+	[ ${#sb} -eq 70 ] || return 1
+	state=${sb%"${sb#????}"}
+	compat=${sb#"${sb%??}"}
+	[ "$state" = 0100 ] && [ $((0x$compat & 4)) -ne 0 ]
 }
 
 # lr_hexdump DEV OFFSET COUNT: COUNT bytes of DEV at OFFSET, in hex.
