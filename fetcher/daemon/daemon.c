@@ -1045,7 +1045,8 @@ static void schedule_reads(struct lr_daemon *d);
 static int tree_room(const struct lr_daemon *d)
 {
 	unsigned max = lr_transport_background_max(d->tr);
-	unsigned room = max > LR_NEIGHBOR_CHUNKS ? max - LR_NEIGHBOR_CHUNKS : 1;
+	unsigned nb = LR_NEIGHBOR_CHUNKS + LR_NEIGHBOR_CHUNKS_BEFORE;
+	unsigned room = max > nb ? max - nb : 1;
 
 	return lr_daemon_background_jobs(d) < room;
 }
@@ -1232,12 +1233,14 @@ static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
 
 /* After switch_root a READ that misses is mostly a program starting or the
  * next file of a directory, whose blocks mkfs.erofs laid out next to it:
- * fetch the chunks after it too, at boot-order priority (demand keeps its
- * reserved connections). Background prefetch fetches them later anyway;
- * this brings them while a reader is there, for no round trip of its own.
- * Before the switch only what the kernel asks is fetched: the initramfs
- * stays lean. */
-static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
+ * fetch the chunks after it and before it too, at boot-order priority
+ * (demand keeps its reserved connections). Before, as well as after: a
+ * program's page faults come in no order (the kernel reads around each
+ * fault), so its next READ is as often just below the last one. Background
+ * prefetch fetches them later anyway; this brings them while a reader is
+ * there, for no round trip of its own. Before the switch only what the
+ * kernel asks is fetched: the initramfs stays lean. */
+static void schedule_neighbors(struct lr_daemon *d, uint64_t c0, uint64_t c1)
 {
 	if (!d->booted || !d->tr)
 		return;
@@ -1246,11 +1249,18 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c1)
 	d->ra_from = c1 + 1;
 	d->ra_last = c1 + LR_NEIGHBOR_CHUNKS;
 	d->ra_window = LR_NEIGHBOR_CHUNKS;
-	for (uint64_t c = c1 + 1; c <= c1 + LR_NEIGHBOR_CHUNKS && c < d->img.nchunks; c++) {
-		if (chunk_on_hand(d, c))
-			continue;
-		if (lr_daemon_prefetch_chunk(d, c, 1) < 0)
-			return;
+	/* Nearest first, after and before in turn. */
+	for (unsigned i = 1; i <= LR_NEIGHBOR_CHUNKS || i <= LR_NEIGHBOR_CHUNKS_BEFORE; i++) {
+		uint64_t c[2] = { c1 + i, c0 >= i ? c0 - i : UINT64_MAX };
+		int want[2] = { i <= LR_NEIGHBOR_CHUNKS && c[0] < d->img.nchunks,
+				i <= LR_NEIGHBOR_CHUNKS_BEFORE && c[1] != UINT64_MAX };
+
+		for (unsigned k = 0; k < 2; k++) {
+			if (!want[k] || chunk_on_hand(d, c[k]))
+				continue;
+			if (lr_daemon_prefetch_chunk(d, c[k], 1) < 0)
+				return;
+		}
 	}
 }
 
@@ -1277,7 +1287,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	d->last_end = end;
 	if (!sequential) {
 		d->ra_window = 0;
-		schedule_neighbors(d, c1);
+		schedule_neighbors(d, c0, c1);
 		return;
 	}
 	if (grow && d->img.m.chunk_size && LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size > max)

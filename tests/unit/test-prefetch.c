@@ -552,7 +552,8 @@ int main(void)
 	fakedev_send_read(4, 10, 200 * CS, CS);
 	fakedev_serve(&d, 4);
 	fakedev_settle(&d);
-	is(d.stats.chunks_fetched, 2 + LR_NEIGHBOR_CHUNKS, "after it, a READ that misses brings the chunks after it");
+	is(d.stats.chunks_fetched, 2 + LR_NEIGHBOR_CHUNKS + LR_NEIGHBOR_CHUNKS_BEFORE,
+	   "after it, a READ that misses brings the chunks after it and before it");
 	fetched = d.stats.chunks_fetched;
 	fakedev_send_read(5, 10, 201 * CS, LR_NEIGHBOR_CHUNKS * CS);
 	fakedev_serve(&d, 5);
@@ -562,6 +563,16 @@ int main(void)
 	   "... whose READ gets the image's bytes");
 	is(d.stats.chunks_fetched - fetched, LR_READAHEAD_CHUNKS,
 	   "... without fetching them again (only the sequential read-ahead after them)");
+	fakedev_send_read(6, 10, (200 - LR_NEIGHBOR_CHUNKS_BEFORE) * CS,
+			  LR_NEIGHBOR_CHUNKS_BEFORE * CS);
+	fakedev_serve(&d, 6);
+	fakedev_settle(&d);
+	ok(fakedev_completed(6) &&
+	       pread(obj, got, LR_NEIGHBOR_CHUNKS_BEFORE * CS,
+		     (200 - LR_NEIGHBOR_CHUNKS_BEFORE) * CS) == LR_NEIGHBOR_CHUNKS_BEFORE * CS &&
+	       memcmp(got, img + (200 - LR_NEIGHBOR_CHUNKS_BEFORE) * CS,
+		      LR_NEIGHBOR_CHUNKS_BEFORE * CS) == 0,
+	   "... and a READ of the chunks before it gets the image's bytes");
 	close(obj);
 	lr_daemon_fini(&d);
 	fakedev_close();
