@@ -244,8 +244,8 @@ int main(void)
 		fakedev_send_read(52, 14, rc * 4096, 4096);
 		fakedev_serve(&d, 52);
 		fakedev_settle(&d);
-		ok(fakedev_completed(52) && fixture_object_has(obj, ti, rc * 4096, (1 + LR_NEIGHBOR_CHUNKS) * 4096),
-		   "... and a READ meanwhile still brings its %u neighbours", LR_NEIGHBOR_CHUNKS);
+		ok(fakedev_completed(52) && fixture_object_has(obj, ti, (rc - 1) * 4096, 3 * 4096),
+		   "... and a READ meanwhile still brings its nearest neighbours, after and before it");
 		lr_daemon_fini(&d);
 		fakedev_close();
 		close(obj);
