@@ -1233,6 +1233,13 @@ static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
 	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c);
 }
 
+/* Chunk c fetched ahead of its READ unless on hand: -errno (-EBUSY: no
+ * room now) when it cannot be. */
+static int neighbor(struct lr_daemon *d, uint64_t c)
+{
+	return chunk_on_hand(d, c) ? 0 : lr_daemon_prefetch_chunk(d, c, 1);
+}
+
 /* After switch_root a READ that misses is mostly a program starting or the
  * next file of a directory, whose blocks mkfs.erofs laid out next to it:
  * fetch the chunks after it and before it too, at boot-order priority
@@ -1251,18 +1258,12 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c0, uint64_t c1)
 	d->ra_from = c1 + 1;
 	d->ra_last = c1 + LR_NEIGHBOR_CHUNKS;
 	d->ra_window = LR_NEIGHBOR_CHUNKS;
-	/* Nearest first, after and before in turn. */
+	/* Nearest first, after and before in turn; no room left ends it. */
 	for (unsigned i = 1; i <= LR_NEIGHBOR_CHUNKS || i <= LR_NEIGHBOR_CHUNKS_BEFORE; i++) {
-		uint64_t c[2] = { c1 + i, c0 >= i ? c0 - i : UINT64_MAX };
-		int want[2] = { i <= LR_NEIGHBOR_CHUNKS && c[0] < d->img.nchunks,
-				i <= LR_NEIGHBOR_CHUNKS_BEFORE && c[1] != UINT64_MAX };
-
-		for (unsigned k = 0; k < 2; k++) {
-			if (!want[k] || chunk_on_hand(d, c[k]))
-				continue;
-			if (lr_daemon_prefetch_chunk(d, c[k], 1) < 0)
-				return;
-		}
+		if (i <= LR_NEIGHBOR_CHUNKS && c1 + i < d->img.nchunks && neighbor(d, c1 + i) < 0)
+			return;
+		if (i <= LR_NEIGHBOR_CHUNKS_BEFORE && c0 >= i && neighbor(d, c0 - i) < 0)
+			return;
 	}
 }
 
