@@ -42,8 +42,9 @@ struct walk {
 	uint64_t nids;
 	uint64_t *queue;
 	size_t qlen, qcap;
-	/* candidate data extents (fs blocks), checked after the walk */
-	uint64_t (*cand)[2];
+	/* candidate data extents (fs blocks, and which file: the walk's
+	 * count of regular files so far), checked after the walk */
+	uint64_t (*cand)[3];
 	size_t ncand, capcand;
 	struct lr_erofs_meta_stats *st;
 	const char *why;
@@ -105,6 +106,7 @@ static int add_cand(struct walk *w, uint64_t blk, uint64_t n)
 	}
 	w->cand[w->ncand][0] = blk;
 	w->cand[w->ncand][1] = n;
+	w->cand[w->ncand][2] = w->st->files;
 	w->ncand++;
 	return 0;
 }
@@ -317,9 +319,60 @@ static int inode(struct walk *w, uint64_t nid)
 	return mark_known(w, off, metaend);
 }
 
-int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, size_t *nranges,
-			 struct lr_erofs_meta_stats *st, const char **why)
+static int cmp_first(const void *a, const void *b)
 {
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Each file's trusted data as runs of 4 KiB blocks: a file's extents that
+ * follow each other on disk are one run; runs that share a block (blocks
+ * smaller than 4 KiB, shared data) are merged, since a run is only a hint
+ * of what is read together. Pairs (first, count), sorted, apart. */
+static int file_runs(struct walk *w, const uint8_t *trusted, uint64_t **out, size_t *nout)
+{
+	uint64_t *r = malloc((w->ncand ? w->ncand : 1) * 2 * sizeof(*r));
+	size_t n = 0, m = 0;
+
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->ncand; i++) {
+		if (!trusted[i])
+			continue;
+		uint64_t lo = (w->cand[i][0] << w->bits) / FILE_BLOCK;
+		uint64_t hi =
+		    (((w->cand[i][0] + w->cand[i][1]) << w->bits) + FILE_BLOCK - 1) / FILE_BLOCK;
+		if (n && i && trusted[i - 1] && w->cand[i - 1][2] == w->cand[i][2] &&
+		    w->cand[i - 1][0] + w->cand[i - 1][1] == w->cand[i][0]) {
+			r[2 * (n - 1) + 1] = hi - r[2 * (n - 1)];
+			continue;
+		}
+		r[2 * n] = lo;
+		r[2 * n + 1] = hi - lo;
+		n++;
+	}
+	qsort(r, n, 2 * sizeof(*r), cmp_first);
+	for (size_t i = 0; i < n; i++) {
+		if (m && r[2 * i] < r[2 * (m - 1)] + r[2 * (m - 1) + 1]) {
+			uint64_t end = r[2 * i] + r[2 * i + 1];
+			if (end > r[2 * (m - 1)] + r[2 * (m - 1) + 1])
+				r[2 * (m - 1) + 1] = end - r[2 * (m - 1)];
+			continue;
+		}
+		r[2 * m] = r[2 * i];
+		r[2 * m + 1] = r[2 * i + 1];
+		m++;
+	}
+	*out = r;
+	*nout = m;
+	return 0;
+}
+
+int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, size_t *nranges,
+			 uint64_t **files, size_t *nfiles, struct lr_erofs_meta_stats *st,
+			 const char **why)
+{
+	uint8_t *trusted = NULL;
 	struct walk w = { .img = img, .size = size, .st = st };
 	uint64_t *out = NULL;
 	size_t nout = 0, cap = 0;
@@ -328,6 +381,10 @@ int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, s
 	memset(st, 0, sizeof(*st));
 	*ranges = NULL;
 	*nranges = 0;
+	if (files) {
+		*files = NULL;
+		*nfiles = 0;
+	}
 	if (size < SB_OFF + 128 || size % FILE_BLOCK) {
 		*why = "not an EROFS image (too small, or not whole 4 KiB blocks)";
 		return -EINVAL;
@@ -374,6 +431,11 @@ int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, s
 	if (r < 0)
 		goto out;
 	/* Trust a data extent only if nothing decoded as metadata is in it. */
+	trusted = calloc(w.ncand ? w.ncand : 1, 1);
+	if (!trusted) {
+		r = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < w.ncand; i++) {
 		uint64_t b0 = w.cand[i][0], n = w.cand[i][1], b;
 		for (b = b0; b < b0 + n && !bit_get(w.known, b); b++)
@@ -384,8 +446,11 @@ int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, s
 		}
 		for (b = b0; b < b0 + n; b++)
 			bit_set(w.data, b);
+		trusted[i] = 1;
 		st->data_extents++;
 	}
+	if (files && (r = file_runs(&w, trusted, files, nfiles)) < 0)
+		goto out;
 	/* Metadata, in 4 KiB units: any 4 KiB block not wholly data. */
 	uint64_t per = w.bits >= 12 ? 1 : FILE_BLOCK >> w.bits; /* fs blocks per 4 KiB */
 	uint64_t fb = size / FILE_BLOCK;
@@ -422,8 +487,15 @@ int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, s
 	*nranges = nout;
 	out = NULL;
 out:
-	if (r < 0)
+	if (r < 0) {
 		*why = w.why ? w.why : "out of memory";
+		if (files) {
+			free(*files);
+			*files = NULL;
+			*nfiles = 0;
+		}
+	}
+	free(trusted);
 	free(out);
 	free(w.known);
 	free(w.data);

@@ -36,10 +36,14 @@ struct lr_erofs_meta_stats {
 
 /*
  * ranges: pairs (first block, count) of metadata, sorted, merged; freed by
- * the caller. 0, or -EINVAL/-EOPNOTSUPP with *why (not EROFS, a feature or
- * layout this walker does not know, a corrupt structure).
+ * the caller. files (unless NULL): pairs (first block, count) of each
+ * regular file's proven data, a file's extents that follow each other on
+ * disk as one run, sorted, apart (runs sharing a block are merged); freed
+ * by the caller. 0, or -EINVAL/-EOPNOTSUPP with *why (not EROFS, a
+ * feature or layout this walker does not know, a corrupt structure).
  */
 int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, size_t *nranges,
-			 struct lr_erofs_meta_stats *st, const char **why);
+			 uint64_t **files, size_t *nfiles, struct lr_erofs_meta_stats *st,
+			 const char **why);
 
 #endif

@@ -70,6 +70,9 @@ static int usage(int rc)
 		"                     refuses a --version lower than the signed one\n"
 		"  --no-meta-map      do not publish the metadata map (kernels 6.14-6.18\n"
 		"                     cannot then boot the image with the fanotify backend)\n"
+		"  --no-file-extents  do not publish the file extents (lazyrootd then fetches\n"
+		"                     a fixed window around a READ, not the file's chunks;\n"
+		"                     lazyrootd older than the key refuses manifests with it)\n"
 		"  -q, --quiet\n");
 	return rc;
 }
@@ -179,6 +182,7 @@ int main(int argc, char **argv)
 		{ "compress", required_argument, NULL, 'z' },
 		{ "keep-image", required_argument, NULL, 'K' },
 		{ "no-meta-map", no_argument, NULL, 'M' },
+		{ "no-file-extents", no_argument, NULL, 'X' },
 		{ "boot-order", required_argument, NULL, 'B' },
 		{ "trust", required_argument, NULL, 'T' },
 		{ "channel", required_argument, NULL, 'H' },
@@ -188,7 +192,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1 };
+	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1,
+				   .file_extents = 1 };
 	const char *compress = "lz4hc", *keep = NULL, *bootlist = NULL, *trust = NULL;
 	int set_expires = 0;
 	uint64_t version = 0;
@@ -223,6 +228,7 @@ int main(int argc, char **argv)
 		case 'z': compress = optarg; break;
 		case 'K': keep = optarg; break;
 		case 'M': po.meta_map = 0; break;
+		case 'X': po.file_extents = 0; break;
 		case 'B': bootlist = optarg; break;
 		case 'T': trust = optarg; break;
 		case 'H':
@@ -291,9 +297,9 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "build") == 0 && !keep)
 			unlink(tmp);
 		if (r < 0) {
-			if (po.meta_map)
-				fprintf(stderr, "lazyroot-image: (--no-meta-map publishes without the "
-						"metadata map)\n");
+			if (po.meta_map || po.file_extents)
+				fprintf(stderr, "lazyroot-image: (--no-meta-map --no-file-extents "
+						"publishes without walking the image)\n");
 			return 1;
 		}
 		if (!po.quiet)
@@ -306,6 +312,10 @@ int main(int argc, char **argv)
 			       " ranges, %" PRIu64 " pieces, map %" PRIu64 " bytes\n",
 			       st.meta_blocks, st.meta_blocks * 4096, st.meta_ranges, st.meta_pieces,
 			       st.meta_map_bytes);
+		if (!po.quiet && po.file_extents)
+			printf("file extents: %" PRIu64 " files' runs cross a chunk boundary, %" PRIu64
+			       " kept (%" PRIu64 " bytes)\n",
+			       st.extents, st.extents_kept, st.extents_kept * 8);
 		return 0;
 	}
 	if (strcmp(cmd, "sign") == 0) {

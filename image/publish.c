@@ -173,14 +173,71 @@ static int tprintf(struct text *t, const char *fmt, ...)
 	return 0;
 }
 
-/* The metadata map and its pieces (docs/image-format.md). */
+static int cmp_longer(const void *a, const void *b)
+{
+	uint64_t x = ((const uint64_t *)a)[1], y = ((const uint64_t *)b)[1];
+	return x > y ? -1 : x < y;
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The file-extents object (docs/image-format.md): the walker's runs of one
+ * file's data that cross a chunk boundary (a file inside one chunk needs
+ * no hint), the longest LR_EXTENTS_MAX if there are more. */
+static int publish_extents(const char *outdir, struct lr_manifest *m, uint64_t *runs, size_t n,
+			   struct lr_publish_stats *st)
+{
+	uint64_t per = m->chunk_size / 4096;
+	size_t k = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = runs[2 * i], cnt = runs[2 * i + 1];
+		if (first / per == (first + cnt - 1) / per || first + cnt > UINT32_MAX)
+			continue;
+		runs[2 * k] = first;
+		runs[2 * k + 1] = cnt;
+		k++;
+	}
+	st->extents = k;
+	if (k == 0)
+		return 0; /* no file crosses a chunk boundary: nothing to hint */
+	if (k > LR_EXTENTS_MAX) {
+		qsort(runs, k, 2 * sizeof(*runs), cmp_longer);
+		k = LR_EXTENTS_MAX;
+		qsort(runs, k, 2 * sizeof(*runs), cmp_start);
+	}
+	uint8_t *obj = malloc(k * 8);
+	if (!obj)
+		return -ENOMEM;
+	for (size_t i = 0; i < k; i++)
+		for (unsigned b = 0; b < 4; b++) {
+			obj[8 * i + b] = (uint8_t)(runs[2 * i] >> (8 * b));
+			obj[8 * i + 4 + b] = (uint8_t)(runs[2 * i + 1] >> (8 * b));
+		}
+	r = put_object(outdir, obj, k * 8, &m->extents_digest);
+	free(obj);
+	if (r < 0)
+		return r;
+	m->has_extents = 1;
+	m->extents_count = k;
+	st->extents_kept = k;
+	return 0;
+}
+
+/* What the EROFS walker finds: the metadata map and its pieces, and the
+ * file extents (docs/image-format.md), each as the options ask. */
 static int publish_meta(int fd, const char *image, const char *outdir, struct lr_manifest *m,
-			struct lr_publish_stats *st)
+			const struct lr_publish_opts *o, struct lr_publish_stats *st)
 {
 	struct lr_erofs_meta_stats ms;
 	struct text t = { 0 }, pl = { 0 };
-	uint64_t *ranges = NULL;
-	size_t nranges = 0, fill = 0;
+	uint64_t *ranges = NULL, *runs = NULL;
+	size_t nranges = 0, nruns = 0, fill = 0;
 	const char *why = NULL;
 	uint8_t *piece = NULL;
 	int r;
@@ -188,11 +245,15 @@ static int publish_meta(int fd, const char *image, const char *outdir, struct lr
 	void *img = mmap(NULL, (size_t)m->image_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (img == MAP_FAILED)
 		return -errno;
-	r = lr_erofs_meta_ranges(img, m->image_size, &ranges, &nranges, &ms, &why);
+	r = lr_erofs_meta_ranges(img, m->image_size, &ranges, &nranges, &runs, &nruns, &ms, &why);
 	if (r < 0) {
 		ERR("cannot map the metadata of %s: %s\n", image, why);
 		goto out;
 	}
+	if (o->file_extents && (r = publish_extents(outdir, m, runs, nruns, st)) < 0)
+		goto out;
+	if (!o->meta_map)
+		goto out;
 	piece = malloc(m->chunk_size);
 	if (!piece) {
 		r = -ENOMEM;
@@ -253,6 +314,7 @@ static int publish_meta(int fd, const char *image, const char *outdir, struct lr
 out:
 	munmap(img, (size_t)m->image_size);
 	free(ranges);
+	free(runs);
 	free(piece);
 	free(t.p);
 	free(pl.p);
@@ -381,8 +443,8 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 		items = nodes;
 	}
 	memcpy(m.root.b, digests, LR_DIGEST_LEN);
-	if (o->meta_map) {
-		r = publish_meta(fd, image, outdir, &m, st);
+	if (o->meta_map || o->file_extents) {
+		r = publish_meta(fd, image, outdir, &m, o, st);
 		if (r < 0)
 			goto out;
 	}
@@ -715,6 +777,20 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 	}
 	if (r == 0 && m.has_meta)
 		r = verify_meta(outdir, &m, cur);
+	if (r == 0 && m.has_extents) {
+		uint8_t *obj = malloc(m.extents_count * 8 + 1);
+		struct lr_extent *ext = malloc(m.extents_count * sizeof(*ext));
+		r = obj && ext
+			? check_object(outdir, &m.extents_digest, (size_t)m.extents_count * 8, obj)
+			: -ENOMEM;
+		if (r == 0)
+			r = lr_extents_parse(obj, (size_t)m.extents_count * 8, m.extents_count,
+					     m.image_size, m.chunk_size, ext);
+		if (r < 0)
+			ERR("file extents missing, corrupt, unsorted or past the image\n");
+		free(obj);
+		free(ext);
+	}
 	if (r == 0 && m.has_order) {
 		uint8_t *list = malloc(m.order_count * 4 + 1);
 		uint32_t *idx = malloc(m.order_count * sizeof(uint32_t));
@@ -731,8 +807,9 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 	free(buf);
 	if (r == 0 && !quiet)
 		printf("valid: version %" PRIu64 ", %" PRIu64 " bytes, %" PRIu64
-		       " chunks, depth %" PRIu32 ", key %s, fsid %s%s%s\n",
+		       " chunks, depth %" PRIu32 ", key %s, fsid %s%s%s%s\n",
 		       m.image_version, m.image_size, n, m.depth, m.key_id, m.fsid,
-		       m.has_meta ? ", metadata map" : "", m.has_order ? ", boot-order list" : "");
+		       m.has_meta ? ", metadata map" : "", m.has_extents ? ", file extents" : "",
+		       m.has_order ? ", boot-order list" : "");
 	return r;
 }

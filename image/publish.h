@@ -23,11 +23,15 @@ struct lr_publish_opts {
 	 * read EROFS metadata without fanotify events need: 1 (an image it
 	 * cannot map is an error), 0 (skip). */
 	int meta_map;
+	/* Publish the file extents (which runs of blocks hold one file's
+	 * data: a READ inside one brings the file's chunks): 1, 0 (skip). */
+	int file_extents;
 };
 
 struct lr_publish_stats {
 	uint64_t chunks, chunks_written, zero_chunks, nodes, bytes_written;
 	uint64_t meta_blocks, meta_ranges, meta_pieces, meta_map_bytes;
+	uint64_t extents, extents_kept; /* files' runs crossing a chunk boundary, kept */
 };
 
 /* Publish IMAGE into OUTDIR (created if needed). The manifest is written

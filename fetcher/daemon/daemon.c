@@ -84,6 +84,7 @@ void lr_daemon_fini(struct lr_daemon *d)
 	free(d->rec);
 	free(d->rec_bits);
 	free(d->pf.order);
+	free(d->ext);
 	if (d->pf.statfd >= 0)
 		close(d->pf.statfd);
 	lr_chunkstore_free(d->store);
@@ -1233,23 +1234,25 @@ static int chunk_on_hand(struct lr_daemon *d, uint64_t c)
 	return chunkbuf_find(d, c) || job_find(d, 0, c) || written(d, c) || is_local(d, c);
 }
 
-/* Chunk c fetched ahead of its READ unless on hand: -errno (-EBUSY: no
- * room now) when it cannot be. */
-static int neighbor(struct lr_daemon *d, uint64_t c)
+int lr_daemon_fetch_ahead(struct lr_daemon *d, uint64_t c)
 {
 	return chunk_on_hand(d, c) ? 0 : lr_daemon_prefetch_chunk(d, c, 1);
 }
 
 /* After switch_root a READ that misses is mostly a program starting or the
- * next file of a directory, whose blocks mkfs.erofs laid out next to it:
- * fetch the chunks after it and before it too, at boot-order priority
- * (demand keeps its reserved connections). Before, as well as after: a
+ * next file of a directory, whose blocks mkfs.erofs laid out next to it.
+ * Fetch the chunks after it and before it (the file's next pages, and the
+ * next and the previous files), nearest first, after and before in turn,
+ * at boot-order priority (demand keeps its reserved connections); no room
+ * left ends it. Where the signed file extents say the READ is inside a
+ * file that spans chunks, the rest of that file's chunks follow, nearest
+ * first, as fetches end (daemon/extents.c, up to LR_FILE_AHEAD_BYTES): a
  * program's page faults come in no order (the kernel reads around each
- * fault), so its next READ is as often just below the last one. Background
+ * fault), so its next READs are anywhere in the file. Background
  * prefetch fetches them later anyway; this brings them while a reader is
  * there, for no round trip of its own. Before the switch only what the
  * kernel asks is fetched: the initramfs stays lean. */
-static void schedule_neighbors(struct lr_daemon *d, uint64_t c0, uint64_t c1)
+static void schedule_neighbors(struct lr_daemon *d, uint64_t off, uint64_t c0, uint64_t c1)
 {
 	if (!d->booted || !d->tr)
 		return;
@@ -1258,13 +1261,13 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t c0, uint64_t c1)
 	d->ra_from = c1 + 1;
 	d->ra_last = c1 + LR_NEIGHBOR_CHUNKS;
 	d->ra_window = LR_NEIGHBOR_CHUNKS;
-	/* Nearest first, after and before in turn; no room left ends it. */
 	for (unsigned i = 1; i <= LR_NEIGHBOR_CHUNKS || i <= LR_NEIGHBOR_CHUNKS_BEFORE; i++) {
-		if (i <= LR_NEIGHBOR_CHUNKS && c1 + i < d->img.nchunks && neighbor(d, c1 + i) < 0)
-			return;
-		if (i <= LR_NEIGHBOR_CHUNKS_BEFORE && c0 >= i && neighbor(d, c0 - i) < 0)
-			return;
+		if (i <= LR_NEIGHBOR_CHUNKS && c1 + i < d->img.nchunks && lr_daemon_fetch_ahead(d, c1 + i) < 0)
+			break;
+		if (i <= LR_NEIGHBOR_CHUNKS_BEFORE && c0 >= i && lr_daemon_fetch_ahead(d, c0 - i) < 0)
+			break;
 	}
+	lr_file_ahead_start(d, off, c0, c1);
 }
 
 /* A reader whose READ starts where its previous one ended is streaming:
@@ -1290,7 +1293,7 @@ static void schedule_readahead(struct lr_daemon *d, uint64_t off, uint64_t end, 
 	d->last_end = end;
 	if (!sequential) {
 		d->ra_window = 0;
-		schedule_neighbors(d, c0, c1);
+		schedule_neighbors(d, off, c0, c1);
 		return;
 	}
 	if (grow && d->img.m.chunk_size && LR_READAHEAD_MAX_BYTES / d->img.m.chunk_size > max)
@@ -1693,6 +1696,7 @@ int lr_daemon_tick(struct lr_daemon *d)
 	 * so the loop starts them at once instead of sleeping. */
 	if (d->be) {
 		tree_ahead(d); /* after a refusal: the transport had no slot */
+		lr_file_ahead_tick(d);
 		pf = lr_prefetch_tick(d, now);
 		lr_prefetch_priority(d, next >= 0); /* next >= 0: a READ waits */
 	}
@@ -1789,9 +1793,10 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 			 "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
 			 "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
 			 "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64 "\nlocal_hit_bytes %" PRIu64
-			 "\nnetwork_needed %d\n",
+			 "\nnetwork_needed %d\nfile_extents %zu\n",
 			 lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
-			 p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks);
+			 p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks,
+			 d->ext ? d->n_ext : 0);
 	if (m < 0)
 		return (size_t)n;
 	n += m;
@@ -1845,7 +1850,10 @@ int lr_daemon_run(struct lr_daemon *d)
 		return log_error_errno(r, "epoll_ctl");
 	d->dev_watched = 1;
 	d->order_queued = 0; /* a forked worker: the parent's fetch is gone */
+	d->ext_queued = 0;
 	lr_daemon_queue_order(d);
+	if (d->booted) /* a worker started after the switch */
+		lr_daemon_queue_extents(d);
 	while (!d->stop) {
 		struct epoll_event ev[8];
 		/* Requests the backend holds in user space (a dead worker's,
@@ -1907,6 +1915,9 @@ int lr_daemon_run(struct lr_daemon *d)
 					close(c);
 				log_info("the boot is done (lazyrootd booted)");
 				d->booted = 1;
+				/* Only used from now on; not before the mount, whose
+				 * metadata stays a manifest and one tree path. */
+				lr_daemon_queue_extents(d);
 				tree_ahead(d);
 				lr_prefetch_start(d);
 			}

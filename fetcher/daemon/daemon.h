@@ -138,6 +138,18 @@ struct lr_daemon {
 	uint64_t nrec;
 	uint8_t *rec_bits;
 	int order_queued; /* the signed boot-order list is being fetched */
+	/* The signed file extents (daemon/extents.c; NULL: none or not yet),
+	 * and the file whose chunks are being fetched ahead of the READs
+	 * (around the latest READ that missed inside it): its chunks f0..f1,
+	 * the READ's c0..c1, the next step out (i, side: after or before)
+	 * and the steps left. */
+	struct lr_extent *ext;
+	size_t n_ext;
+	int ext_queued;
+	struct lr_file_ahead {
+		uint64_t f0, f1, c0, c1, i, left;
+		int side;
+	} fa;
 	int64_t boot_wall;       /* wall clock at start: older unused chunks may be culled */
 	uint64_t cull_ms;        /* last cull of the store */
 	struct lr_chunkbuf chunks[LR_CHUNK_CACHE_MAX];
@@ -213,6 +225,17 @@ void lr_daemon_mount_ahead(struct lr_daemon *d);
 
 /* Fetch the signed boot-order list (lr_daemon_run does, first). */
 void lr_daemon_queue_order(struct lr_daemon *d);
+/* daemon/extents.c: fetch the signed file extents (at `lazyrootd booted`:
+ * only READs after the switch use them); after a READ [off..) of chunks c0..c1 missed, fetch the chunks
+ * of the file holding off nearest first, up to LR_FILE_AHEAD_BYTES (0, or
+ * -ENOENT: no list, or off in no file that spans chunks); go on with that
+ * as room frees (lr_daemon_tick). */
+void lr_daemon_queue_extents(struct lr_daemon *d);
+int lr_file_ahead_start(struct lr_daemon *d, uint64_t off, uint64_t c0, uint64_t c1);
+void lr_file_ahead_tick(struct lr_daemon *d);
+/* Chunk c fetched ahead of its READ unless on hand (in memory, on its way,
+ * in the object or local): 0, or -errno (-EBUSY: no room now). */
+int lr_daemon_fetch_ahead(struct lr_daemon *d, uint64_t c);
 /* Keep verified chunks in a local store (cachefiles; takes the store). */
 int lr_daemon_use_store(struct lr_daemon *d, struct lr_chunkstore *store);
 

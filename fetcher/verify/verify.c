@@ -248,6 +248,16 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 			return bad(why, "meta-map malformed (digest and a size up to 4 MiB)");
 		m->has_meta = 1;
 	}
+	if (len - pos > 13 && memcmp(text + pos, "file-extents ", 13) == 0) {
+		const char *sp;
+		if (lr_next_field(text, len, &pos, "file-extents", &v, &vl) < 0 ||
+		    !(sp = memchr(v, ' ', vl)) ||
+		    lr_digest_parse(v, (size_t)(sp - v), &m->extents_digest) < 0 ||
+		    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &m->extents_count) < 0 ||
+		    m->extents_count == 0 || m->extents_count > LR_EXTENTS_MAX)
+			return bad(why, "file-extents malformed (digest and a count up to 131072)");
+		m->has_extents = 1;
+	}
 	if (len - pos > 11 && memcmp(text + pos, "boot-order ", 11) == 0) {
 		const char *sp;
 		if (lr_next_field(text, len, &pos, "boot-order", &v, &vl) < 0 ||
@@ -289,6 +299,7 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t *len)
 {
 	char root[LR_DIGEST_HEX + 1], meta[LR_DIGEST_HEX + 48] = "", order[LR_DIGEST_HEX + 48] = "";
+	char ext[LR_DIGEST_HEX + 48] = "";
 	char fresh[LR_CHANNEL_MAX + 48] = "";
 	size_t fl = 0;
 
@@ -303,6 +314,11 @@ int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t 
 		lr_digest_hex(&m->meta_digest, hex);
 		snprintf(meta, sizeof(meta), "meta-map %s %" PRIu64 "\n", hex, m->meta_size);
 	}
+	if (m->has_extents) {
+		char hex[LR_DIGEST_HEX + 1];
+		lr_digest_hex(&m->extents_digest, hex);
+		snprintf(ext, sizeof(ext), "file-extents %s %" PRIu64 "\n", hex, m->extents_count);
+	}
 	if (m->channel[0])
 		fl += (size_t)snprintf(fresh, sizeof(fresh), "channel %.*s\n", (int)LR_CHANNEL_MAX,
 				       m->channel);
@@ -311,9 +327,9 @@ int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t 
 	int n = snprintf(buf, cap,
 			 "lazyroot-manifest %d\nimage-version %" PRIu64 "\nimage-size %" PRIu64
 			 "\nchunk-size %" PRIu32 "\ntree-depth %" PRIu32
-			 "\ntree-root %s\nfsid %s\n%s%s%skey-id %s\n",
+			 "\ntree-root %s\nfsid %s\n%s%s%s%skey-id %s\n",
 			 LR_MANIFEST_FORMAT, m->image_version, m->image_size, m->chunk_size,
-			 m->depth, root, m->fsid, meta, order, fresh, m->key_id);
+			 m->depth, root, m->fsid, meta, ext, order, fresh, m->key_id);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	*len = (size_t)n;
@@ -425,4 +441,45 @@ int lr_bootorder_parse(const uint8_t *buf, size_t len, uint64_t count, uint64_t 
 	}
 	free(seen);
 	return r;
+}
+
+int lr_extents_parse(const uint8_t *buf, size_t len, uint64_t count, uint64_t image_size,
+		     uint32_t chunk_size, struct lr_extent *out)
+{
+	uint64_t blocks = image_size / 4096, per = chunk_size / 4096, end = 0;
+
+	if (count == 0 || count > LR_EXTENTS_MAX || len != count * 8 || per == 0)
+		return -EBADMSG;
+	for (uint64_t i = 0; i < count; i++) {
+		const uint8_t *p = buf + 8 * i;
+		uint64_t first = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+				 (uint64_t)p[3] << 24;
+		uint64_t n = (uint64_t)p[4] | (uint64_t)p[5] << 8 | (uint64_t)p[6] << 16 |
+			     (uint64_t)p[7] << 24;
+		/* Sorted and apart; inside the image; more than one chunk. */
+		if (n == 0 || (i && first < end) || first >= blocks || n > blocks - first ||
+		    first / per == (first + n - 1) / per)
+			return -EBADMSG;
+		out[i].first = (uint32_t)first;
+		out[i].count = (uint32_t)n;
+		end = first + n;
+	}
+	return 0;
+}
+
+const struct lr_extent *lr_extent_find(const struct lr_extent *e, size_t n, uint64_t blk)
+{
+	size_t lo = 0, hi = n;
+
+	/* The last extent starting at or before blk. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (e[mid].first <= blk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || blk - e[lo - 1].first >= e[lo - 1].count)
+		return NULL;
+	return &e[lo - 1];
 }

@@ -70,6 +70,11 @@ struct lr_manifest {
 	int has_meta;
 	struct lr_digest meta_digest;
 	uint64_t meta_size;
+	/* Optional: the file-extents object (which runs of image blocks hold
+	 * one file's data: a READ inside one brings that file's chunks). */
+	int has_extents;
+	struct lr_digest extents_digest;
+	uint64_t extents_count;
 	/* Optional: the boot-order list object (chunk indices a recorded
 	 * boot read, in order: fetched ahead of the kernel's requests). */
 	int has_order;
@@ -115,6 +120,24 @@ int lr_manifest_body(const struct lr_manifest *m, char *buf, size_t cap, size_t 
  * no index twice. 0 with out[] filled, or -EBADMSG. */
 int lr_bootorder_parse(const uint8_t *buf, size_t len, uint64_t count, uint64_t nchunks,
 		       uint32_t *out);
+
+/* ---- file extents ---- */
+
+/* A run of 4 KiB image blocks that holds one regular file's data and
+ * crosses at least one chunk boundary (a file within one chunk needs no
+ * hint). */
+struct lr_extent {
+	uint32_t first, count;
+};
+/* 131072 x 8 bytes = 1 MiB: a daemon holds the whole list in memory. */
+#define LR_EXTENTS_MAX 131072u
+/* The object: count pairs of little-endian uint32 (first block, blocks),
+ * sorted, apart, each inside the image and crossing a chunk boundary.
+ * 0 with out[] filled, or -EBADMSG. */
+int lr_extents_parse(const uint8_t *buf, size_t len, uint64_t count, uint64_t image_size,
+		     uint32_t chunk_size, struct lr_extent *out);
+/* The extent holding 4 KiB block `blk`, or NULL. */
+const struct lr_extent *lr_extent_find(const struct lr_extent *e, size_t n, uint64_t blk);
 
 /* ---- metadata map ---- */
 

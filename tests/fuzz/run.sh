@@ -10,7 +10,7 @@ command -v clang >/dev/null || { echo "SKIP: clang not installed (scripts/setup)
 make -s -C "$top" fuzz >"$BUILD/fuzz-build.log" 2>&1 || { cat "$BUILD/fuzz-build.log"; exit 1; }
 tool=$BUILD/host/image/lazyroot-image
 corpus=$BUILD/fuzz-corpus
-targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta fuzz-erofs-root fuzz-bootorder)
+targets=(fuzz-manifest fuzz-cf-msg fuzz-fan-msg fuzz-tree fuzz-metamap fuzz-erofs-meta fuzz-erofs-root fuzz-bootorder fuzz-extents)
 for f in "${targets[@]}"; do mkdir -p "$corpus/$f"; done
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
@@ -61,6 +61,8 @@ head -c 200 /dev/zero >"$corpus/fuzz-tree/seed-zero"
 	>"$corpus/fuzz-fan-msg/seed-event"
 # A boot-order list: 292 chunks (first byte 3), then chunks 5, 40, 6.
 { printf '\003'; le32 5; le32 40; le32 6; } >"$corpus/fuzz-bootorder/seed-list"
+# Two extents of an image of 1954 blocks in 64 KiB chunks: 10+20, 30+100.
+{ printf '\014'; le32 10; le32 20; le32 30; le32 100; } >"$corpus/fuzz-extents/seed-list"
 
 rc=0
 for f in "${targets[@]}"; do

@@ -577,6 +577,50 @@ int main(void)
 	lr_daemon_fini(&d);
 	fakedev_close();
 
+	/* ---- ... and inside a file that spans chunks, that file's chunks,
+	 * nearest first, then the chunks after the file ---- */
+	daemon_up(&d, url, pub);
+	fakedev_attach(&d);
+	snprintf(path, sizeof(path), "%s/chunks5", dir);
+	lr_daemon_use_store(&d, store_at(path));
+	obj = fakedev_open_image(&d, 1, 10);
+	lr_prefetch_init(&d, 0, 0);
+	/* What the signed list says (daemon/extents.c fetches it; the fixture
+	 * is no EROFS image): one file in chunks 100..139, its last block
+	 * shared with nothing. */
+	d.ext = malloc(sizeof(*d.ext));
+	d.ext[0] = (struct lr_extent){ .first = 100 * CS / 4096, .count = 40 * CS / 4096 };
+	d.n_ext = 1;
+	d.booted = 1;
+	fakedev_send_read(8, 10, 139 * CS, CS);
+	fakedev_serve(&d, 8);
+	fakedev_settle(&d);
+	ok(40 <= LR_FILE_AHEAD_BYTES / CS, "(the fixture's file fits the bytes fetched ahead)");
+	is(d.stats.chunks_fetched, 40 + LR_NEIGHBOR_CHUNKS,
+	   "a READ of a file's last chunk brings the other 39 and the chunks after the file");
+	fetched = d.stats.chunks_fetched;
+	fakedev_send_read(9, 10, 100 * CS, CS);
+	fakedev_send_read(10, 10, 120 * CS, 2 * CS);
+	fakedev_serve(&d, 9);
+	fakedev_serve(&d, 10);
+	fakedev_settle(&d);
+	ok(fakedev_completed(9) && fakedev_completed(10), "... whose READs at its start and middle complete");
+	is(d.stats.chunks_fetched - fetched, LR_NEIGHBOR_CHUNKS_BEFORE,
+	   "... fetching none of its chunks (only the chunks before the file)");
+	fetched = d.stats.chunks_fetched;
+	ok(pread(obj, got, CS, 100 * CS) == CS && memcmp(got, img + 100 * CS, CS) == 0 &&
+		   pread(obj, got, 2 * CS, 120 * CS) == 2 * CS &&
+		   memcmp(got, img + 120 * CS, 2 * CS) == 0,
+	   "... and get the image's bytes");
+	fakedev_send_read(11, 10, 160 * CS, CS);
+	fakedev_serve(&d, 11);
+	fakedev_settle(&d);
+	is(d.stats.chunks_fetched - fetched, 1 + LR_NEIGHBOR_CHUNKS + LR_NEIGHBOR_CHUNKS_BEFORE,
+	   "a READ in no file that spans chunks brings the fixed window only");
+	close(obj);
+	lr_daemon_fini(&d);
+	fakedev_close();
+
 	/* ---- after switch_root the tree's level-1 nodes come before any
 	 * READ needs them (prefetch off: they come all the same) ---- */
 	daemon_up(&d, url, pub);

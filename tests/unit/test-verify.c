@@ -38,6 +38,81 @@ static char *edited(const char *text, const char *from, const char *to)
 	return buf;
 }
 
+static void put_ext(uint8_t *p, uint32_t first, uint32_t count)
+{
+	for (unsigned b = 0; b < 4; b++) {
+		p[b] = (uint8_t)(first >> (8 * b));
+		p[4 + b] = (uint8_t)(count >> (8 * b));
+	}
+}
+
+/* The file-extents object: what it accepts, what it refuses, the lookup,
+ * and the manifest line that names it. */
+static void extents_tests(void)
+{
+	uint8_t o[32];
+	struct lr_extent e[4];
+	const uint64_t size = 64 * 65536; /* 64 chunks of 16 blocks */
+
+	put_ext(o, 10, 20); /* blocks 10..29: chunks 0-1 */
+	put_ext(o + 8, 30, 100); /* 30..129: chunks 1-8 */
+	put_ext(o + 16, 500, 13); /* 500..512: chunk 31 and the first block of 32 */
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), 0, "three sorted, apart extents parse");
+	ok(e[1].first == 30 && e[1].count == 100 && e[2].count == 13, "... as written");
+	ok(lr_extent_find(e, 3, 9) == NULL, "block before the first extent: none");
+	ok(lr_extent_find(e, 3, 10) == &e[0] && lr_extent_find(e, 3, 29) == &e[0],
+	   "first and last block of an extent find it");
+	ok(lr_extent_find(e, 3, 30) == &e[1] && lr_extent_find(e, 3, 129) == &e[1],
+	   "the next extent starts right after");
+	ok(lr_extent_find(e, 3, 130) == NULL && lr_extent_find(e, 3, 499) == NULL,
+	   "a gap between extents: none");
+	ok(lr_extent_find(e, 3, 512) == &e[2] && lr_extent_find(e, 3, 513) == NULL,
+	   "the last extent's end");
+	is(lr_extents_parse(o, 24, 2, size, 65536, e), -EBADMSG, "count and length disagree");
+	put_ext(o + 8, 29, 100);
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), -EBADMSG, "overlapping extents refused");
+	put_ext(o + 8, 30, 100);
+	put_ext(o + 16, 20, 40);
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), -EBADMSG, "unsorted extents refused");
+	put_ext(o + 16, 1000, 30);
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), -EBADMSG,
+	   "an extent past the image refused");
+	put_ext(o + 16, 1000, 0);
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), -EBADMSG, "an empty extent refused");
+	put_ext(o + 16, 513, 15);
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), -EBADMSG,
+	   "an extent inside one chunk (no hint) refused");
+	put_ext(o + 16, 0xfffffff0u, 0x20);
+	is(lr_extents_parse(o, 24, 3, size, 65536, e), -EBADMSG,
+	   "an extent whose end wraps 32 bits refused");
+	is(lr_extents_parse(o, 0, 0, size, 65536, e), -EBADMSG, "an empty list refused");
+
+	/* The manifest line: written between meta-map and boot-order, and
+	 * read back; its count is bounded. */
+	struct lr_manifest m = { .image_version = 1, .image_size = size, .chunk_size = 65536,
+				 .has_extents = 1, .extents_count = 3, .has_order = 1,
+				 .order_count = 2 };
+	char body[LR_MANIFEST_MAX], text[LR_MANIFEST_MAX], *at;
+	size_t blen;
+	struct lr_manifest back;
+	m.depth = lr_tree_depth(lr_tree_chunks(size, 65536));
+	memset(m.extents_digest.b, 0xab, LR_DIGEST_LEN);
+	lr_fsid_derive(m.image_size, m.chunk_size, m.depth, &m.root, m.fsid);
+	memcpy(m.key_id, "0123456789abcdef", LR_KEYID_HEX);
+	is(lr_manifest_body(&m, body, sizeof(body), &blen), 0, "a body with file extents");
+	snprintf(text, sizeof(text), "%.*ssignature AAAA\n", (int)blen, body);
+	ok((at = strstr(text, "file-extents abab")) && at < strstr(text, "boot-order "),
+	   "... written before boot-order");
+	is(parse_text(text, &back), 0, "... parses");
+	ok(back.has_extents && back.extents_count == 3 &&
+		   lr_digest_eq(&back.extents_digest, &m.extents_digest),
+	   "... with its digest and count");
+	ok(parse_text(edited(text, " 3\nboot-order", " 131073\nboot-order"), &back) == -EBADMSG,
+	   "a count over 131072 refused");
+	ok(parse_text(edited(text, " 3\nboot-order", " 0\nboot-order"), &back) == -EBADMSG,
+	   "a count of 0 refused");
+}
+
 int main(void)
 {
 	char img[512], out[512], key[512], pub[512], key2[512], pub2[512], mpath[600];
@@ -207,5 +282,6 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		return 1;
+	extents_tests();
 	return tap_done();
 }
