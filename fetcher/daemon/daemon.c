@@ -1262,9 +1262,11 @@ static void schedule_neighbors(struct lr_daemon *d, uint64_t off, uint64_t c0, u
 	d->ra_last = c1 + LR_NEIGHBOR_CHUNKS;
 	d->ra_window = LR_NEIGHBOR_CHUNKS;
 	for (unsigned i = 1; i <= LR_NEIGHBOR_CHUNKS || i <= LR_NEIGHBOR_CHUNKS_BEFORE; i++) {
-		if (i <= LR_NEIGHBOR_CHUNKS && c1 + i < d->img.nchunks && lr_daemon_fetch_ahead(d, c1 + i) < 0)
+		if (i <= LR_NEIGHBOR_CHUNKS && c1 + i < d->img.nchunks &&
+		    lr_daemon_fetch_ahead(d, c1 + i) < 0)
 			break;
-		if (i <= LR_NEIGHBOR_CHUNKS_BEFORE && c0 >= i && lr_daemon_fetch_ahead(d, c0 - i) < 0)
+		if (i <= LR_NEIGHBOR_CHUNKS_BEFORE && c0 >= i &&
+		    lr_daemon_fetch_ahead(d, c0 - i) < 0)
 			break;
 	}
 	lr_file_ahead_start(d, off, c0, c1);
@@ -1789,14 +1791,15 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 	int eta = p->state == LR_PF_RUNNING && rate > 0
 			  ? (int)((double)(d->img.m.image_size - local) / rate)
 			  : -1;
-	int m = snprintf(buf + n, len - (size_t)n,
-			 "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
-			 "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
-			 "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64 "\nlocal_hit_bytes %" PRIu64
-			 "\nnetwork_needed %d\nfile_extents %zu\n",
-			 lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
-			 p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks,
-			 d->ext ? d->n_ext : 0);
+	int m =
+	    snprintf(buf + n, len - (size_t)n,
+		     "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
+		     "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
+		     "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64
+		     "\nlocal_hit_bytes %" PRIu64 "\nnetwork_needed %d\nfile_extents %zu\n",
+		     lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
+		     p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes,
+		     d->nlocal < d->img.nchunks, d->ext ? d->n_ext : 0);
 	if (m < 0)
 		return (size_t)n;
 	n += m;

@@ -226,10 +226,9 @@ void lr_daemon_mount_ahead(struct lr_daemon *d);
 /* Fetch the signed boot-order list (lr_daemon_run does, first). */
 void lr_daemon_queue_order(struct lr_daemon *d);
 /* daemon/extents.c: fetch the signed file extents (at `lazyrootd booted`:
- * only READs after the switch use them); after a READ [off..) of chunks c0..c1 missed, fetch the chunks
- * of the file holding off nearest first, up to LR_FILE_AHEAD_BYTES (0, or
- * -ENOENT: no list, or off in no file that spans chunks); go on with that
- * as room frees (lr_daemon_tick). */
+ * only READs after the switch use them); after a READ [off..) of chunks c0..c1 missed, fetch the
+ * chunks of the file holding off nearest first, up to LR_FILE_AHEAD_BYTES (0, or -ENOENT: no list,
+ * or off in no file that spans chunks); go on with that as room frees (lr_daemon_tick). */
 void lr_daemon_queue_extents(struct lr_daemon *d);
 int lr_file_ahead_start(struct lr_daemon *d, uint64_t off, uint64_t c0, uint64_t c1);
 void lr_file_ahead_tick(struct lr_daemon *d);

@@ -604,7 +604,8 @@ int main(void)
 	fakedev_serve(&d, 9);
 	fakedev_serve(&d, 10);
 	fakedev_settle(&d);
-	ok(fakedev_completed(9) && fakedev_completed(10), "... whose READs at its start and middle complete");
+	ok(fakedev_completed(9) && fakedev_completed(10),
+	   "... whose READs at its start and middle complete");
 	is(d.stats.chunks_fetched - fetched, LR_NEIGHBOR_CHUNKS_BEFORE,
 	   "... fetching none of its chunks (only the chunks before the file)");
 	fetched = d.stats.chunks_fetched;
