@@ -523,12 +523,16 @@ int main(int argc, char **argv)
 		log_warning_errno(d.bootlistfd, "`lazyrootd bootlist` socket for tag %s", tag);
 	lr_prefetch_init(&d, prefetch, prefetch_rate);
 	lr_prefetch_watch_cpu(&d);
+	/* With prefetch off too: after `booted` a READ's neighbours, the
+	 * file's chunks and the tree's nodes still come ahead of READs
+	 * (a boot-order recording sends no `booted`). */
+	d.bootedfd = lr_booted_listen(tag);
+	if (d.bootedfd < 0)
+		log_warning_errno(d.bootedfd, "`lazyrootd booted` socket for tag %s (nothing "
+					      "fetched ahead of READs; prefetch starts %u s after "
+					      "readiness)",
+				  tag, LR_PREFETCH_FALLBACK_MS / 1000);
 	if (prefetch) {
-		d.bootedfd = lr_booted_listen(tag);
-		if (d.bootedfd < 0)
-			log_warning_errno(d.bootedfd, "`lazyrootd booted` socket for tag %s (prefetch "
-						      "starts %u s after readiness)",
-					  tag, LR_PREFETCH_FALLBACK_MS / 1000);
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		d.pf.ready_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
