@@ -63,6 +63,18 @@ vm_cleanup() {
 	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 
+# Fixtures below are shared by the tests of a run, and tests/run starts
+# boot tests side by side: one builder at a time, and a test that finds a
+# fixture finds it whole. Closing the descriptor (or exiting) unlocks.
+vm_lock() {
+	mkdir -p "$BUILD"
+	exec 9>>"$BUILD/.vm-fixtures.lock"
+	flock 9
+}
+vm_unlock() {
+	exec 9>&-
+}
+
 # The published test image, built once per inputs and shared by the tests
 # of a run: a signing key pair (and a second, untrusted one), the test root
 # published as a signed chunk store in $FIX/pub. lz4-compressed, or with
@@ -73,6 +85,7 @@ vm_fixture() {
 	key=$(hash_inputs "$VM_TOP/tests/vm/make-test-root" "$tool" /bin/busybox)
 	[ "$comp" = lz4 ] || key=$key-$comp
 	FIX=$BUILD/vm-fixture/$key
+	vm_lock
 	if [ ! -s "$FIX/pub/lazyroot.manifest" ]; then
 		rm -rf "$FIX"
 		mkdir -p "$FIX"
@@ -86,6 +99,7 @@ vm_fixture() {
 		rm -rf "$FIX/root"
 		mv "$FIX/pub.tmp" "$FIX/pub"
 	fi
+	vm_unlock
 	IMAGE_SIZE=$(stat -c %s "$FIX/image.erofs")
 	BIG_MD5=$(cat "$FIX/big.md5")
 	OTHER_MD5=$(cat "$FIX/other.md5")
@@ -102,6 +116,7 @@ vm_debian_fixture() {
 	if [ ! -x "$BUILD/static/lr-list" ] || [ ! -x "$BUILD/host/lr-list" ]; then
 		skip "lr-list not built (make build)"
 	fi
+	vm_lock
 	base=$("$VM_TOP/scripts/make-debian-root" 2>/dev/null) ||
 		skip "the Debian root could not be made (scripts/make-debian-root)"
 	# A Debian root carries its kernel's modules: this one those of
@@ -151,6 +166,7 @@ UNIT
 		cp "$DFIX/root.list" "$DFIX/pub/root.list"
 		rm -rf "$r"
 	fi
+	vm_unlock
 	IMAGE_SIZE=$(stat -c %s "$DFIX/image.erofs")
 }
 
@@ -162,6 +178,7 @@ UNIT
 # network-legacy network layer. Cached in build/vm-dracut per inputs.
 vm_dracut_initramfs() {
 	local base key out r log
+	vm_lock
 	base=$("$VM_TOP/scripts/make-debian-root" 2>/dev/null) || skip "no Debian root (scripts/make-debian-root)"
 	command -v unshare >/dev/null || skip "unshare missing (util-linux)"
 	key=$( (echo "$base $VM_KERNEL $KDIR $*"; cat "$DAEMON" "$DFIX/pub.pem" "$VM_TOP"/hooks/lazyroot.sh \
@@ -196,6 +213,7 @@ vm_dracut_initramfs() {
 		note "dracut $(chroot "$r" dpkg-query -W -f '${Version}' dracut) made $(stat -c %s "$out") bytes ($(grep -c . "$log") log lines)"
 		rm -rf "$r"
 	fi
+	vm_unlock
 	cp "$out" "$WORK/initrd.gz"
 }
 

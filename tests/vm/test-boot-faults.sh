@@ -13,6 +13,7 @@
 #  4. every mirror gone past the READ deadline: the reader gets EIO (with
 #     a console line from lazyrootd), and the same file reads intact once
 #     the mirror is back.
+# vm-alone: its checks compare the times of its own boots
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_require
