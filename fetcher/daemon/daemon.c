@@ -1586,22 +1586,30 @@ int lr_daemon_prefetch_chunk(struct lr_daemon *d, uint64_t c, int ahead)
 	return j->fetching && d->store && lr_chunkstore_has(d->store, &j->want, len) ? 2 : 0;
 }
 
+/* ---- signed objects the manifest names ---- */
+
+int lr_daemon_check_object(struct lr_daemon *d, const void *data, size_t len, uint64_t want,
+			   const struct lr_digest *digest, const char *what)
+{
+	struct lr_digest got;
+
+	if (len != want || lr_sha256(data, len, &got) < 0 || !lr_digest_eq(&got, digest)) {
+		d->stats.digest_mismatches++;
+		log_error("%s: %zu bytes that do not match the manifest; trying the next mirror", what,
+			  len);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* ---- the signed boot-order list ---- */
 
 static int order_check(const void *data, size_t len, void *ctx)
 {
 	struct lr_daemon *d = ctx;
-	struct lr_digest got;
 
-	if (len != d->img.m.order_count * 4 || lr_sha256(data, len, &got) < 0 ||
-	    !lr_digest_eq(&got, &d->img.m.order_digest)) {
-		d->stats.digest_mismatches++;
-		log_error("boot-order list: %zu bytes that do not match the manifest; trying the next "
-			  "mirror",
-			  len);
-		return -EBADMSG;
-	}
-	return 0;
+	return lr_daemon_check_object(d, data, len, d->img.m.order_count * 4,
+				      &d->img.m.order_digest, "boot-order list");
 }
 
 static void order_done(void *ctx, int err, const void *data, size_t len)

@@ -223,6 +223,11 @@ unsigned lr_daemon_background_jobs(const struct lr_daemon *d);
  * calls it; a no-op where the object is open already. */
 void lr_daemon_mount_ahead(struct lr_daemon *d);
 
+/* An object the manifest names (want bytes, this digest), as a transport
+ * check: 0, or -EBADMSG (counted and logged as `what`: the next mirror is
+ * asked). */
+int lr_daemon_check_object(struct lr_daemon *d, const void *data, size_t len, uint64_t want,
+			   const struct lr_digest *digest, const char *what);
 /* Fetch the signed boot-order list (lr_daemon_run does, first). */
 void lr_daemon_queue_order(struct lr_daemon *d);
 /* daemon/extents.c: fetch the signed file extents (at `lazyrootd booted`:

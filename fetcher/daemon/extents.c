@@ -18,17 +18,9 @@
 static int extents_check(const void *data, size_t len, void *ctx)
 {
 	struct lr_daemon *d = ctx;
-	struct lr_digest got;
 
-	if (len != d->img.m.extents_count * 8 || lr_sha256(data, len, &got) < 0 ||
-	    !lr_digest_eq(&got, &d->img.m.extents_digest)) {
-		d->stats.digest_mismatches++;
-		log_error("file extents: %zu bytes that do not match the manifest; trying the next "
-			  "mirror",
-			  len);
-		return -EBADMSG;
-	}
-	return 0;
+	return lr_daemon_check_object(d, data, len, d->img.m.extents_count * 8,
+				      &d->img.m.extents_digest, "file extents");
 }
 
 static void extents_done(void *ctx, int err, const void *data, size_t len)

@@ -11,6 +11,8 @@
 # - `--no-file-extents` publishes none; a tampered list is refused.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/tools/lib.sh
+. "$top/tests/tools/lib.sh"
 tool=${BUILD:-$top/build}/host/image/lazyroot-image
 [ -x "$tool" ] || { echo "SKIP: lazyroot-image not built (make host)"; exit 77; }
 command -v mkfs.erofs >/dev/null || { echo "SKIP: mkfs.erofs not installed (scripts/setup)"; exit 77; }
@@ -26,21 +28,7 @@ for i in $(seq 1 300); do printf 'entry %s %*s\n' "$i" $((i % 97)) x >"$r/many/f
 for s in 3000 20000 70000 200000 1048576 3000001; do head -c "$s" /dev/urandom >"$r/bin/rand-$s"; done
 seq 1 300000 >"$r/lib/text"
 ln "$r/bin/rand-200000" "$r/lib/hardlink"
-cp -a "$r" "$w/b"
-python3 - "$w/b" <<'PY'
-import os, sys
-done = set()
-for d, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        p = os.path.join(d, f)
-        st = os.stat(p)
-        if st.st_ino in done:
-            continue
-        done.add(st.st_ino)
-        data = open(p, 'rb').read()
-        open(p, 'wb').write(bytes(255 - c for c in data))
-        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
-PY
+twin_tree "$r" "$w/b" # every file's bytes inverted, the same layout
 "$tool" keygen -q "$w/k.pem" "$w/p.pem"
 for t in a b; do
 	"$tool" build -q --key "$w/k.pem" --compress none --chunk-size 16384 \

@@ -10,6 +10,8 @@
 # tampered piece.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/tools/lib.sh
+. "$top/tests/tools/lib.sh"
 tool=${BUILD:-$top/build}/host/image/lazyroot-image
 [ -x "$tool" ] || { echo "SKIP: lazyroot-image not built (make host)"; exit 77; }
 command -v mkfs.erofs >/dev/null || { echo "SKIP: mkfs.erofs not installed (scripts/setup)"; exit 77; }
@@ -34,24 +36,7 @@ ln "$r/big/two-blocks" "$r/big/hardlink"
 mkfifo "$r/dev/fifo"
 mknod "$r/dev/null-ish" c 1 3 2>/dev/null || true
 setfattr -n user.test -v "$(head -c 300 /dev/zero | tr '\0' v)" "$r/etc/small" 2>/dev/null || true
-# The twin: every regular file's bytes inverted, everything else equal.
-cp -a "$r" "$w/b"
-python3 - "$w/b" <<'PY'
-import os, sys
-done = set()
-for d, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        p = os.path.join(d, f)
-        if os.path.islink(p) or not os.path.isfile(p):
-            continue
-        st = os.stat(p)
-        if st.st_ino in done:  # a hard link: inverted once already
-            continue
-        done.add(st.st_ino)
-        data = open(p, 'rb').read()
-        open(p, 'wb').write(bytes(255 - c for c in data))
-        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
-PY
+twin_tree "$r" "$w/b" # every file's bytes inverted, the same layout
 "$tool" keygen -q "$w/k.pem" "$w/p.pem"
 for t in a b; do
 	"$tool" build -q --key "$w/k.pem" --compress none --chunk-size 16384 \

@@ -1,0 +1,26 @@
+# shellcheck shell=bash
+# Shared by the tools tests. Sourced (tests/run runs every other *.sh here).
+
+# twin_tree SRC DST: DST is a copy of SRC with every regular file's bytes
+# inverted and everything else equal (names, sizes, modes, times): built
+# by mkfs.erofs, the twin has the same layout, and every block that holds
+# any file byte differs between the two images.
+twin_tree() {
+	cp -a "$1" "$2"
+	python3 - "$2" <<'PY'
+import os, sys
+done = set()
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(d, f)
+        if os.path.islink(p) or not os.path.isfile(p):
+            continue
+        st = os.stat(p)
+        if st.st_ino in done:  # a hard link: inverted once already
+            continue
+        done.add(st.st_ino)
+        data = open(p, 'rb').read()
+        open(p, 'wb').write(bytes(255 - c for c in data))
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+PY
+}
