@@ -1,6 +1,18 @@
 # shellcheck shell=bash
 # Shared by the tools tests. Sourced (tests/run runs every other *.sh here).
 
+# tools_erofs_setup: what the tests of EROFS images need, or a skip (77):
+# $tool (lazyroot-image), mkfs.erofs, python3; $w, a work directory
+# removed at exit. Uses $top.
+tools_erofs_setup() {
+	tool=${BUILD:-$top/build}/host/image/lazyroot-image
+	[ -x "$tool" ] || { echo "SKIP: lazyroot-image not built (make host)"; exit 77; }
+	command -v mkfs.erofs >/dev/null || { echo "SKIP: mkfs.erofs not installed (scripts/setup)"; exit 77; }
+	command -v python3 >/dev/null || { echo "SKIP: python3 not installed (scripts/setup)"; exit 77; }
+	w=$(mktemp -d)
+	trap 'rm -rf "$w"' EXIT
+}
+
 # twin_tree SRC DST: DST is a copy of SRC with every regular file's bytes
 # inverted and everything else equal (names, sizes, modes, times): built
 # by mkfs.erofs, the twin has the same layout, and every block that holds

@@ -13,12 +13,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=tests/tools/lib.sh
 . "$top/tests/tools/lib.sh"
-tool=${BUILD:-$top/build}/host/image/lazyroot-image
-[ -x "$tool" ] || { echo "SKIP: lazyroot-image not built (make host)"; exit 77; }
-command -v mkfs.erofs >/dev/null || { echo "SKIP: mkfs.erofs not installed (scripts/setup)"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 not installed (scripts/setup)"; exit 77; }
-w=$(mktemp -d)
-trap 'rm -rf "$w"' EXIT
+tools_erofs_setup # $tool, and $w (removed at exit); or a skip
 
 r=$w/a
 mkdir -p "$r/bin" "$r/lib" "$r/many"
