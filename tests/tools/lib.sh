@@ -36,3 +36,25 @@ for d, _, files in os.walk(sys.argv[1]):
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 PY
 }
+
+# twin_images: $w/b the twin of the tree $w/a (twin_tree); a key pair
+# $w/k.pem, $w/p.pem; both trees built uncompressed in 16 KiB chunks into
+# $w/a.erofs, $w/b.erofs and published in $w/pub-a, $w/pub-b (the first
+# verified). Fails the test if any step does.
+twin_images() {
+	twin_tree "$w/a" "$w/b"
+	"$tool" keygen -q "$w/k.pem" "$w/p.pem"
+	for t in a b; do
+		"$tool" build -q --key "$w/k.pem" --compress none --chunk-size 16384 \
+			--keep-image "$w/$t.erofs" "$w/$t" "$w/pub-$t"
+	done
+	"$tool" verify -q --key "$w/p.pem" "$w/pub-a" || { echo "FAIL: verify of a published image"; exit 1; }
+}
+
+# manifest_object PUBDIR KEY: the path of the object the manifest's KEY
+# line names (its first field, a digest); non-zero if there is none.
+manifest_object() {
+	local d
+	d=$(sed -n "s/^$2 \([0-9a-f]*\) .*/\1/p" "$1/lazyroot.manifest")
+	[ -n "$d" ] && echo "$1/chunks/${d:0:2}/$d"
+}

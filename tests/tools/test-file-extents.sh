@@ -23,20 +23,9 @@ for i in $(seq 1 300); do printf 'entry %s %*s\n' "$i" $((i % 97)) x >"$r/many/f
 for s in 3000 20000 70000 200000 1048576 3000001; do head -c "$s" /dev/urandom >"$r/bin/rand-$s"; done
 seq 1 300000 >"$r/lib/text"
 ln "$r/bin/rand-200000" "$r/lib/hardlink"
-twin_tree "$r" "$w/b" # every file's bytes inverted, the same layout
-"$tool" keygen -q "$w/k.pem" "$w/p.pem"
-for t in a b; do
-	"$tool" build -q --key "$w/k.pem" --compress none --chunk-size 16384 \
-		--keep-image "$w/$t.erofs" "$w/$t" "$w/pub-$t"
-done
-"$tool" verify -q --key "$w/p.pem" "$w/pub-a" || { echo "FAIL: verify of a published image"; exit 1; }
-ext() { # PUBDIR -> the file-extents object's path
-	local d
-	d=$(sed -n 's/^file-extents \([0-9a-f]*\) .*/\1/p' "$1/lazyroot.manifest")
-	[ -n "$d" ] && echo "$1/chunks/${d:0:2}/$d"
-}
-ea=$(ext "$w/pub-a") || { echo "FAIL: no file-extents in the manifest"; exit 1; }
-eb=$(ext "$w/pub-b") || { echo "FAIL: no file-extents in the twin's manifest"; exit 1; }
+twin_images # $w/a and its twin $w/b, published uncompressed
+ea=$(manifest_object "$w/pub-a" file-extents) || { echo "FAIL: no file-extents in the manifest"; exit 1; }
+eb=$(manifest_object "$w/pub-b" file-extents) || { echo "FAIL: no file-extents in the twin's manifest"; exit 1; }
 cmp -s "$ea" "$eb" || { echo "FAIL: the twin images' extents differ (the test's premise)"; exit 1; }
 python3 - "$w/a.erofs" "$w/b.erofs" "$ea" "$r/bin" 16384 <<'PY'
 import os, struct, sys
@@ -81,7 +70,7 @@ echo "  a tampered list is refused by verify"
 # lz4hc: the compressed text and the large random files have extents.
 "$tool" build -q --key "$w/k.pem" --compress lz4hc --chunk-size 16384 "$w/a" "$w/pub-z"
 "$tool" verify -q --key "$w/p.pem" "$w/pub-z" || { echo "FAIL: verify of an lz4hc image"; exit 1; }
-ez=$(ext "$w/pub-z") || { echo "FAIL: no file-extents for an lz4hc image"; exit 1; }
+ez=$(manifest_object "$w/pub-z" file-extents) || { echo "FAIL: no file-extents for an lz4hc image"; exit 1; }
 n=$(($(stat -c %s "$ez") / 8))
 [ "$n" -ge 3 ] || { echo "FAIL: lz4hc image: $n extents, want the text and two large files at least"; exit 1; }
 echo "  lz4hc: $n extents"

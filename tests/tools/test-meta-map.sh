@@ -31,20 +31,9 @@ ln "$r/big/two-blocks" "$r/big/hardlink"
 mkfifo "$r/dev/fifo"
 mknod "$r/dev/null-ish" c 1 3 2>/dev/null || true
 setfattr -n user.test -v "$(head -c 300 /dev/zero | tr '\0' v)" "$r/etc/small" 2>/dev/null || true
-twin_tree "$r" "$w/b" # every file's bytes inverted, the same layout
-"$tool" keygen -q "$w/k.pem" "$w/p.pem"
-for t in a b; do
-	"$tool" build -q --key "$w/k.pem" --compress none --chunk-size 16384 \
-		--keep-image "$w/$t.erofs" "$w/$t" "$w/pub-$t"
-done
-"$tool" verify -q --key "$w/p.pem" "$w/pub-a" || { echo "FAIL: verify of a published image"; exit 1; }
-map() { # PUBDIR -> the map object's path
-	local d
-	d=$(sed -n 's/^meta-map \([0-9a-f]*\) .*/\1/p' "$1/lazyroot.manifest")
-	[ -n "$d" ] && echo "$1/chunks/${d:0:2}/$d"
-}
-ma=$(map "$w/pub-a") || { echo "FAIL: no meta-map in the manifest"; exit 1; }
-mb=$(map "$w/pub-b") || { echo "FAIL: no meta-map in the twin's manifest"; exit 1; }
+twin_images # $w/a and its twin $w/b, published uncompressed
+ma=$(manifest_object "$w/pub-a" meta-map) || { echo "FAIL: no meta-map in the manifest"; exit 1; }
+mb=$(manifest_object "$w/pub-b" meta-map) || { echo "FAIL: no meta-map in the twin's manifest"; exit 1; }
 cmp -s <(grep '^r ' "$ma") <(grep '^r ' "$mb") ||
 	{ echo "FAIL: the twin images' layouts differ (the test's premise)"; exit 1; }
 python3 - "$w/a.erofs" "$w/b.erofs" "$ma" <<'PY'
