@@ -6,6 +6,7 @@
 # lists the whole image as the kernel serves it (content, owner, mode,
 # xattrs, mtime of every entry) and compares it with the source tree's
 # listing, then powers off: the shutdown must be clean.
+# vm-slow: minutes (tests/run starts it first)
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_require

@@ -4,6 +4,7 @@
 # dracut module: dracut brings the network up and calls the lazyroot
 # netroot handler, which starts lazyrootd and mounts the root. The same
 # checks as the busybox flavour (test-debian-busybox.sh).
+# vm-slow: minutes (tests/run starts it first)
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 vm_require

@@ -3,4 +3,5 @@
 # here but lazyroot: Debian's stock 7.x kernel boots the Debian systemd root
 # through an initramfs made by Debian's dracut with the lazyroot module
 # (test-debian-dracut.sh on the test kernel), fanotify backend.
+# vm-slow: minutes (tests/run starts it first)
 VM_KERNEL=debian exec "$(dirname "$0")/test-debian-dracut.sh"
