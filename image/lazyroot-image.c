@@ -72,7 +72,8 @@ static int usage(int rc)
 		"                     cannot then boot the image with the fanotify backend)\n"
 		"  --no-file-extents  do not publish the file extents (lazyrootd then fetches\n"
 		"                     a fixed window around a READ, not the file's chunks;\n"
-		"                     lazyrootd older than the key refuses manifests with it)\n"
+		"                     lazyrootd older than the key refuses manifests with it).\n"
+		"                     An image the walker cannot read publishes without them\n"
 		"  -q, --quiet\n");
 	return rc;
 }
@@ -297,9 +298,9 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "build") == 0 && !keep)
 			unlink(tmp);
 		if (r < 0) {
-			if (po.meta_map || po.file_extents)
-				fprintf(stderr, "lazyroot-image: (--no-meta-map --no-file-extents "
-						"publishes without walking the image)\n");
+			if (po.meta_map)
+				fprintf(stderr, "lazyroot-image: (--no-meta-map publishes without the "
+						"metadata map)\n");
 			return 1;
 		}
 		if (!po.quiet)

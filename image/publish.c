@@ -246,6 +246,14 @@ static int publish_meta(int fd, const char *image, const char *outdir, struct lr
 	if (img == MAP_FAILED)
 		return -errno;
 	r = lr_erofs_meta_ranges(img, m->image_size, &ranges, &nranges, &runs, &nruns, &ms, &why);
+	if (r < 0 && r != -ENOMEM && !o->meta_map) {
+		/* The extents are a hint: an image the walker cannot read
+		 * (not EROFS, features it does not know) publishes without. */
+		if (!o->quiet)
+			fprintf(stderr, "lazyroot-image: no file extents for %s: %s\n", image, why);
+		r = 0;
+		goto out;
+	}
 	if (r < 0) {
 		ERR("cannot map the metadata of %s: %s\n", image, why);
 		goto out;
