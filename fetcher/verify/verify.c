@@ -200,11 +200,29 @@ int lr_channel_valid(const char *s, size_t len)
 	return 1;
 }
 
+/* An optional "KEY DIGEST N" line at *pos naming a signed object (N its
+ * size or count, 1..max): 1 read, 0 absent (nothing taken), -EBADMSG. */
+static int object_line(const char *text, size_t len, size_t *pos, const char *key, uint64_t max,
+		       struct lr_digest *digest, uint64_t *n)
+{
+	size_t kl = strlen(key), vl;
+	const char *v, *sp;
+
+	if (len - *pos <= kl + 1 || memcmp(text + *pos, key, kl) != 0 || text[*pos + kl] != ' ')
+		return 0;
+	if (lr_next_field(text, len, pos, key, &v, &vl) < 0 || !(sp = memchr(v, ' ', vl)) ||
+	    lr_digest_parse(v, (size_t)(sp - v), digest) < 0 ||
+	    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), n) < 0 || *n == 0 || *n > max)
+		return -EBADMSG;
+	return 1;
+}
+
 int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const char **why)
 {
 	const char *v;
 	size_t vl, pos = 0;
 	uint64_t u;
+	int r;
 
 	memset(m, 0, sizeof(*m));
 	if (len > LR_MANIFEST_MAX)
@@ -239,36 +257,20 @@ int lr_manifest_parse(const char *text, size_t len, struct lr_manifest *m, const
 	lr_fsid_derive(m->image_size, m->chunk_size, m->depth, &m->root, m->fsid);
 	if (memcmp(v, m->fsid, LR_FSID_LEN) != 0)
 		return bad(why, "fsid does not match the tree root and sizes");
-	if (len - pos > 9 && memcmp(text + pos, "meta-map ", 9) == 0) {
-		const char *sp;
-		if (lr_next_field(text, len, &pos, "meta-map", &v, &vl) < 0 ||
-		    !(sp = memchr(v, ' ', vl)) || lr_digest_parse(v, (size_t)(sp - v), &m->meta_digest) < 0 ||
-		    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &m->meta_size) < 0 ||
-		    m->meta_size == 0 || m->meta_size > LR_META_MAP_MAX)
-			return bad(why, "meta-map malformed (digest and a size up to 4 MiB)");
-		m->has_meta = 1;
-	}
-	if (len - pos > 13 && memcmp(text + pos, "file-extents ", 13) == 0) {
-		const char *sp;
-		if (lr_next_field(text, len, &pos, "file-extents", &v, &vl) < 0 ||
-		    !(sp = memchr(v, ' ', vl)) ||
-		    lr_digest_parse(v, (size_t)(sp - v), &m->extents_digest) < 0 ||
-		    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &m->extents_count) < 0 ||
-		    m->extents_count == 0 || m->extents_count > LR_EXTENTS_MAX)
-			return bad(why, "file-extents malformed (digest and a count up to 131072)");
-		m->has_extents = 1;
-	}
-	if (len - pos > 11 && memcmp(text + pos, "boot-order ", 11) == 0) {
-		const char *sp;
-		if (lr_next_field(text, len, &pos, "boot-order", &v, &vl) < 0 ||
-		    !(sp = memchr(v, ' ', vl)) ||
-		    lr_digest_parse(v, (size_t)(sp - v), &m->order_digest) < 0 ||
-		    lr_parse_u64(sp + 1, vl - (size_t)(sp + 1 - v), &m->order_count) < 0 ||
-		    m->order_count == 0 || m->order_count > LR_BOOTORDER_MAX ||
-		    m->order_count > lr_tree_chunks(m->image_size, m->chunk_size))
-			return bad(why, "boot-order malformed (digest and a count up to 16384 chunks)");
-		m->has_order = 1;
-	}
+	r = object_line(text, len, &pos, "meta-map", LR_META_MAP_MAX, &m->meta_digest, &m->meta_size);
+	if (r < 0)
+		return bad(why, "meta-map malformed (digest and a size up to 4 MiB)");
+	m->has_meta = r;
+	r = object_line(text, len, &pos, "file-extents", LR_EXTENTS_MAX, &m->extents_digest,
+			&m->extents_count);
+	if (r < 0)
+		return bad(why, "file-extents malformed (digest and a count up to 131072)");
+	m->has_extents = r;
+	r = object_line(text, len, &pos, "boot-order", LR_BOOTORDER_MAX, &m->order_digest,
+			&m->order_count);
+	if (r < 0 || (r && m->order_count > lr_tree_chunks(m->image_size, m->chunk_size)))
+		return bad(why, "boot-order malformed (digest and a count up to 16384 chunks)");
+	m->has_order = r;
 	if (len - pos > 8 && memcmp(text + pos, "channel ", 8) == 0) {
 		if (lr_next_field(text, len, &pos, "channel", &v, &vl) < 0 || !lr_channel_valid(v, vl))
 			return bad(why, "channel malformed (1 to 64 of a-z 0-9 . _ -)");
