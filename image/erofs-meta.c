@@ -325,6 +325,11 @@ static int cmp_first(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+void lr_erofs_runs_sort(uint64_t *runs, size_t n)
+{
+	qsort(runs, n, 2 * sizeof(*runs), cmp_first);
+}
+
 /* Each file's trusted data as runs of 4 KiB blocks: a file's extents that
  * follow each other on disk are one run; runs that share a block (blocks
  * smaller than 4 KiB, shared data) are merged, since a run is only a hint
@@ -351,7 +356,7 @@ static int file_runs(struct walk *w, const uint8_t *trusted, uint64_t **out, siz
 		r[2 * n + 1] = hi - lo;
 		n++;
 	}
-	qsort(r, n, 2 * sizeof(*r), cmp_first);
+	lr_erofs_runs_sort(r, n);
 	for (size_t i = 0; i < n; i++) {
 		if (m && r[2 * i] < r[2 * (m - 1)] + r[2 * (m - 1) + 1]) {
 			uint64_t end = r[2 * i] + r[2 * i + 1];

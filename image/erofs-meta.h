@@ -45,5 +45,8 @@ struct lr_erofs_meta_stats {
 int lr_erofs_meta_ranges(const uint8_t *img, uint64_t size, uint64_t **ranges, size_t *nranges,
 			 uint64_t **files, size_t *nfiles, struct lr_erofs_meta_stats *st,
 			 const char **why);
+/* Sort pairs (first block, count) by their first block: the order of the
+ * runs above, and of the file-extents object (image/publish.c). */
+void lr_erofs_runs_sort(uint64_t *runs, size_t n);
 
 #endif

@@ -179,12 +179,6 @@ static int cmp_longer(const void *a, const void *b)
 	return x > y ? -1 : x < y;
 }
 
-static int cmp_start(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* The file-extents object (docs/image-format.md): the walker's runs of one
  * file's data that cross a chunk boundary (a file inside one chunk needs
  * no hint), the longest LR_EXTENTS_MAX if there are more. */
@@ -209,7 +203,7 @@ static int publish_extents(const char *outdir, struct lr_manifest *m, uint64_t *
 	if (k > LR_EXTENTS_MAX) {
 		qsort(runs, k, 2 * sizeof(*runs), cmp_longer);
 		k = LR_EXTENTS_MAX;
-		qsort(runs, k, 2 * sizeof(*runs), cmp_start);
+		lr_erofs_runs_sort(runs, k);
 	}
 	uint8_t *obj = malloc(k * 8);
 	if (!obj)
