@@ -111,9 +111,12 @@
 #define LR_NEIGHBOR_CHUNKS_BEFORE 2u
 /* ... and, where the signed file extents say the READ is inside a file
  * that spans chunks, that file's chunks nearest the READ first, up to
- * this many bytes per READ: 1 MiB is 84 ms at 100 Mbit/s, and most
- * programs' binaries and libraries are smaller compressed. */
-#define LR_FILE_AHEAD_BYTES (1024u * 1024)
+ * this many bytes per READ: 4 MiB is 0.34 s at 100 Mbit/s. A program's
+ * faults reach most of its binary (python3's is 6.8 MB, libc's 1.9 MB
+ * uncompressed); boots in turn reached python3 after 5.69 s against 6.00 s
+ * with 1 MiB (medians of 40, faster in 13 rounds of 20; docs/benchmarks.md).
+ * Background slots bound it: a reader's next READ restarts it there. */
+#define LR_FILE_AHEAD_BYTES (4096u * 1024)
 /* Before the mount, the root directory's entries fetched ahead, at most
  * (a root directory of a few dozen entries takes one 4 KiB block). */
 #define LR_MOUNT_AHEAD_DIR_BYTES (256u * 1024)
