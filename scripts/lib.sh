@@ -12,6 +12,15 @@ export LAZYROOT_TOP LAZYROOT_CACHE LAZYROOT_SRC
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# apt_has PKG APT-OPTION...: whether apt, with these options (a private
+# state), knows a version of PKG. The whole record is read: with grep -q,
+# apt-cache died of SIGPIPE now and then and pipefail turned that into no.
+apt_has() {
+	local p=$1
+	shift
+	[ -n "$(apt-cache "$@" show "$p" 2>/dev/null | sed -n '/^Version:/p')" ]
+}
+
 # hash_inputs FILE...: a short, stable digest of the files' contents.
 hash_inputs() {
 	cat "$@" | sha256sum | cut -c1-16

@@ -115,7 +115,8 @@
  * faults reach most of its binary (python3's is 6.8 MB, libc's 1.9 MB
  * uncompressed); boots in turn reached python3 after 5.69 s against 6.00 s
  * with 1 MiB (medians of 40, faster in 13 rounds of 20; docs/benchmarks.md).
- * Background slots bound it: a reader's next READ restarts it there. */
+ * The background slots bound what is in flight, and the next READ that
+ * misses inside a file starts again from there. */
 #define LR_FILE_AHEAD_BYTES (4096u * 1024)
 /* Before the mount, the root directory's entries fetched ahead, at most
  * (a root directory of a few dozen entries takes one 4 KiB block). */
