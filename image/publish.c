@@ -323,12 +323,78 @@ out:
 	return r;
 }
 
+/* One index link: name -> the object's digest name, relative (the
+ * directory moves as a whole). An existing link that says the same is
+ * kept; anything else under the name is replaced through a temporary
+ * link and rename, so a reader never finds the name missing or wrong
+ * mid-publish. */
+static int put_index_link(const char *outdir, const char *name, const struct lr_digest *d)
+{
+	char obj[LR_OBJPATH_MAX], target[LR_OBJPATH_MAX + 16], path[4096], old[256];
+
+	lr_object_path(d, obj);
+	snprintf(target, sizeof(target), "../../../%s", obj);
+	snprintf(path, sizeof(path), "%s/%s", outdir, name);
+	ssize_t k = readlink(path, old, sizeof(old) - 1);
+	if (k >= 0) {
+		old[k] = 0;
+		if (strcmp(old, target) == 0)
+			return 0;
+	}
+	if (symlink(target, path) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	char tmp[4096 + 16];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	if (symlink(target, tmp) < 0 || rename(tmp, path) < 0) {
+		int r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+/* index/<fsid>/...: every chunk and tree node also by its place in the
+ * image (lr_index_path), so that lazyrootd can ask for a chunk before it
+ * has the tree node that names it. */
+static int publish_index(const char *outdir, const struct lr_manifest *m, uint8_t *const *lv)
+{
+	uint64_t n = lr_tree_chunks(m->image_size, m->chunk_size);
+	char name[LR_IDXPATH_MAX], dir[4096];
+
+	for (uint32_t level = 0; level <= m->depth; level++) {
+		uint64_t items = level ? lr_tree_nodes(n, level) : n;
+		for (uint64_t i = 0; i < items; i++) {
+			struct lr_digest d;
+			lr_index_path(m->fsid, level, i, name);
+			if (i % LR_INDEX_GROUP == 0) {
+				snprintf(dir, sizeof(dir), "%s/%s", outdir, name);
+				*strrchr(dir, '/') = 0;
+				int r = mkdir_p(dir);
+				if (r < 0) {
+					ERR("cannot create %s: %s\n", dir, strerror(-r));
+					return r;
+				}
+			}
+			memcpy(d.b, lv[level] + i * LR_DIGEST_LEN, LR_DIGEST_LEN);
+			int r = put_index_link(outdir, name, &d);
+			if (r < 0) {
+				ERR("cannot link %s/%s: %s\n", outdir, name, strerror(-r));
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
 int lr_publish(const char *image, const char *outdir, const struct lr_publish_opts *o,
 	       struct lr_publish_stats *st)
 {
 	struct lr_manifest m = { 0 };
 	struct stat sb;
-	uint8_t *buf = NULL, *digests = NULL;
+	uint8_t *buf = NULL, *digests = NULL, *lv[LR_TREE_DEPTH_MAX + 1] = {0};
 	int fd, r = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -426,25 +492,36 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 	if (!o->quiet)
 		fprintf(stderr, "\n");
 
-	/* Levels 1..depth: nodes of up to 128 digests of the level below. */
+	/* Levels 1..depth: nodes of up to 128 digests of the level below.
+	 * Every level's digests are kept for the index links below. */
 	uint64_t items = n;
+	lv[0] = digests;
+	digests = NULL;
 	for (uint32_t level = 1; level <= m.depth; level++) {
 		uint64_t nodes = (items + LR_NODE_FANOUT - 1) / LR_NODE_FANOUT;
+		lv[level] = malloc((size_t)nodes * LR_DIGEST_LEN);
+		if (!lv[level]) {
+			r = -ENOMEM;
+			goto out;
+		}
 		for (uint64_t i = 0; i < nodes; i++) {
 			uint64_t first = i * LR_NODE_FANOUT;
 			uint64_t cnt = items - first < LR_NODE_FANOUT ? items - first : LR_NODE_FANOUT;
 			struct lr_digest d;
-			r = put_object(outdir, digests + first * LR_DIGEST_LEN,
+			r = put_object(outdir, lv[level - 1] + first * LR_DIGEST_LEN,
 				       (size_t)cnt * LR_DIGEST_LEN, &d);
 			if (r < 0)
 				goto out;
-			/* In place: node i's digest replaces item i (i <= first). */
-			memcpy(digests + i * LR_DIGEST_LEN, d.b, LR_DIGEST_LEN);
+			memcpy(lv[level] + i * LR_DIGEST_LEN, d.b, LR_DIGEST_LEN);
 			st->nodes++;
 		}
 		items = nodes;
 	}
-	memcpy(m.root.b, digests, LR_DIGEST_LEN);
+	memcpy(m.root.b, lv[m.depth], LR_DIGEST_LEN);
+	lr_fsid_derive(m.image_size, m.chunk_size, m.depth, &m.root, m.fsid);
+	r = publish_index(outdir, &m, lv);
+	if (r < 0)
+		goto out;
 	if (o->meta_map || o->file_extents) {
 		r = publish_meta(fd, image, outdir, &m, o, st);
 		if (r < 0)
@@ -458,6 +535,8 @@ out:
 		ERR("publishing %s failed: %s\n", image, strerror(-r));
 	free(buf);
 	free(digests);
+	for (uint32_t l = 0; l <= LR_TREE_DEPTH_MAX; l++)
+		free(lv[l]);
 	close(fd);
 	return r < 0 ? r : 0;
 }
@@ -621,6 +700,24 @@ static int check_object(const char *outdir, const struct lr_digest *d, size_t le
 	return lr_digest_eq(&got, d) ? 0 : -EBADMSG;
 }
 
+/* Does index link (level, idx) name the object with digest d? 0 yes,
+ * -ENOENT missing, -EBADMSG another object. */
+static int check_index_link(const char *outdir, const struct lr_manifest *m, uint32_t level,
+			    uint64_t idx, const struct lr_digest *d)
+{
+	char name[LR_IDXPATH_MAX], path[4096], obj[LR_OBJPATH_MAX], got[256], want[256];
+
+	lr_index_path(m->fsid, level, idx, name);
+	snprintf(path, sizeof(path), "%s/%s", outdir, name);
+	ssize_t k = readlink(path, got, sizeof(got) - 1);
+	if (k < 0)
+		return errno == ENOENT ? -ENOENT : -EBADMSG;
+	got[k] = 0;
+	lr_object_path(d, obj);
+	snprintf(want, sizeof(want), "../../../%s", obj);
+	return strcmp(got, want) == 0 ? 0 : -EBADMSG;
+}
+
 /* The metadata map: its pieces exist, match their digests, and hold
  * exactly the image's bytes at the blocks the map names (checked against
  * the verified chunks). */
@@ -738,6 +835,14 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 		return -ENOMEM;
 	}
 	memcpy(cur, m.root.b, LR_DIGEST_LEN);
+	/* The index links are optional (older publish directories have
+	 * none: lazyrootd then waits for a chunk's tree node before it asks
+	 * for the chunk); where they are, each must name its object. */
+	char idir[4096];
+	struct stat ist;
+	snprintf(idir, sizeof(idir), "%s/index/%s", outdir, m.fsid);
+	int have_index = stat(idir, &ist) == 0 && S_ISDIR(ist.st_mode);
+	uint64_t bad_links = 0;
 	for (uint32_t level = m.depth; level >= 1 && r == 0; level--) {
 		uint64_t below = level == 1 ? n : lr_tree_nodes(n, level - 1);
 		next = malloc((size_t)below * LR_DIGEST_LEN);
@@ -750,6 +855,11 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 			struct lr_digest d;
 			memcpy(d.b, cur + i * LR_DIGEST_LEN, LR_DIGEST_LEN);
 			r = check_object(outdir, &d, (size_t)e * LR_DIGEST_LEN, buf);
+			if (have_index && check_index_link(outdir, &m, level, i, &d) < 0 &&
+			    bad_links++ < 10)
+				ERR("index link of tree node %" PRIu32 "/%" PRIu64
+				    " missing or wrong\n",
+				    level, i);
 			if (r < 0)
 				ERR("tree node %" PRIu32 "/%" PRIu64 " missing or corrupt\n", level, i);
 			else
@@ -767,6 +877,8 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 								  : m.chunk_size;
 		struct lr_digest d;
 		memcpy(d.b, cur + c * LR_DIGEST_LEN, LR_DIGEST_LEN);
+		if (have_index && check_index_link(outdir, &m, 0, c, &d) < 0 && bad_links++ < 10)
+			ERR("index link of chunk %" PRIu64 " missing or wrong\n", c);
 		if (check_object(outdir, &d, clen, buf) < 0) {
 			if (bad++ < 10)
 				ERR("chunk %" PRIu64 " (image offset %" PRIu64 ") missing or corrupt\n", c,
@@ -775,6 +887,12 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 	}
 	if (r == 0 && bad) {
 		ERR("%" PRIu64 " of %" PRIu64 " chunks missing or corrupt\n", bad, n);
+		r = -EBADMSG;
+	}
+	if (r == 0 && bad_links) {
+		ERR("%" PRIu64 " index links in index/%s missing or wrong (publish again to "
+		    "mend them)\n",
+		    bad_links, m.fsid);
 		r = -EBADMSG;
 	}
 	if (r == 0 && m.has_meta)

@@ -91,6 +91,13 @@
 /* Chunks one unaligned READ may span: LR_READ_MAX / LR_CHUNK_MIN + 1. */
 #define LR_READ_CHUNKS_MAX (LR_READ_MAX / 4096u + 1)
 
+/* Chunks (and nodes) asked for by index name beside the tree node that
+ * verifies them, on the way or held until the node comes: bounds the
+ * memory held for bodies that came before their node (2 MiB: 32 chunks of
+ * 64 KiB, at least two of any size). */
+#define LR_EARLY_BYTES (2u * 1024 * 1024)
+#define LR_EARLY_MIN 2u
+
 /* Chunks kept in flight ahead of a sequential reader. */
 #define LR_READAHEAD_CHUNKS 4u
 /* Where whole chunks go into the kernel's object, the window doubles while

@@ -29,6 +29,10 @@ struct lr_stats {
 	uint64_t chunks_fetched, chunk_bytes; /* verified chunks from the network */
 	uint64_t bytes_written;               /* into the kernel's cache object */
 	uint64_t nodes_fetched, node_bytes;   /* verified tree nodes */
+	/* Asked for by index name beside their tree node (early), of them
+	 * those that came before the node (held), and those that could not
+	 * be had that way and were fetched by digest after all. */
+	uint64_t early_fetches, early_held, early_missed;
 	uint64_t manifest_bytes;
 	uint64_t digest_mismatches; /* answers refused for a wrong digest */
 	uint64_t reads_present;     /* requests answered from data already written */
@@ -72,6 +76,13 @@ struct lr_job {
 	uint64_t idx;
 	struct lr_digest want;
 	struct lr_daemon *d;
+	/* Asked for by its index name while its tree node is on the way
+	 * (early); no_early: not again (it failed once). have_want: the node
+	 * came before the body, which was checked against it. held: a body
+	 * that came first, kept until the node says whether it is right. */
+	int early, no_early, have_want;
+	uint8_t *held;
+	size_t held_len;
 };
 
 struct lr_daemon_config {
@@ -172,6 +183,10 @@ struct lr_daemon {
 	int manifest_mirror; /* where it came from (-1: the local copy) */
 	int manifest_chosen; /* later answers change nothing */
 	int verify_err; /* verify mode: the first chunk that could not be had */
+	/* The mirror has no index names (an older publish directory, a file://
+	 * mirror that refuses links): no more early fetches. */
+	int index_off;
+	unsigned early_busy; /* early fetches on the way or held */
 	int epfd, sigfd, statusfd, dev_watched;
 	int bootedfd; /* `lazyrootd booted` connects here: start prefetch */
 	int bootlistfd; /* `lazyrootd bootlist` connects here */

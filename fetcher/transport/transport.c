@@ -40,6 +40,7 @@ struct slot {
 	void *ctx;
 	unsigned attempts, mirror, tried; /* tried: mirrors tried this round */
 	int pinned;     /* this mirror only (lr_transport_fetch_from) */
+	int once;	/* one attempt, failures quiet (lr_transport_fetch_once) */
 	uint64_t due_ms;
 	CURL *easy;
 	uint8_t *buf;
@@ -448,7 +449,7 @@ unsigned lr_transport_pending(const struct lr_transport *t)
 }
 
 static int queue_at(struct lr_transport *t, const char *name, size_t max, lr_fetch_check_fn check,
-		    lr_fetch_done_fn done, void *ctx, int background, int mirror)
+		    lr_fetch_done_fn done, void *ctx, int background, int mirror, int once)
 {
 	size_t l = strlen(name);
 
@@ -470,6 +471,7 @@ static int queue_at(struct lr_transport *t, const char *name, size_t max, lr_fet
 		s->pinned = mirror >= 0;
 		s->due_ms = 0;
 		s->background = background;
+		s->once = once;
 		t->nused++;
 		return 0;
 	}
@@ -479,7 +481,7 @@ static int queue_at(struct lr_transport *t, const char *name, size_t max, lr_fet
 static int queue(struct lr_transport *t, const char *name, size_t max, lr_fetch_check_fn check,
 		 lr_fetch_done_fn done, void *ctx, int background)
 {
-	return queue_at(t, name, max, check, done, ctx, background, -1);
+	return queue_at(t, name, max, check, done, ctx, background, -1, 0);
 }
 
 int lr_transport_fetch_from(struct lr_transport *t, unsigned mirror, const char *name, size_t max,
@@ -487,7 +489,7 @@ int lr_transport_fetch_from(struct lr_transport *t, unsigned mirror, const char 
 {
 	if (mirror >= t->nmirrors)
 		return -EINVAL;
-	return queue_at(t, name, max, check, done, ctx, 0, (int)mirror);
+	return queue_at(t, name, max, check, done, ctx, 0, (int)mirror, 0);
 }
 
 unsigned lr_transport_mirrors(const struct lr_transport *t)
@@ -510,6 +512,12 @@ int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
 		       lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
 {
 	return queue(t, name, max, check, done, ctx, 0);
+}
+
+int lr_transport_fetch_once(struct lr_transport *t, const char *name, size_t max,
+			    lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx)
+{
+	return queue_at(t, name, max, check, done, ctx, 0, -1, 1);
 }
 
 int lr_transport_set_local(struct lr_transport *t, int dirfd, const char *prefix)
@@ -772,6 +780,19 @@ static void finish(struct lr_transport *t, struct slot *s, int err)
 	if (!err && s->check && s->check(buf, len, s->ctx) < 0) {
 		t->st.rejected++;
 		err = -EBADMSG;
+	}
+	if (err && s->once) {
+		/* A name that may not exist: the caller fetches otherwise.
+		 * Neither retried nor held against the mirror. */
+		lr_fetch_done_fn done = s->done;
+		void *ctx = s->ctx;
+		log_debug("fetch %s/%s (once): %s", t->mirrors[s->mirror], s->name, strerror(-err));
+		free(buf);
+		s->curlcode = 0;
+		s->status = 0;
+		release(t, s);
+		done(ctx, err, NULL, 0);
+		return;
 	}
 	if (!err) {
 		lr_fetch_done_fn done = s->done;

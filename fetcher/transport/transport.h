@@ -75,6 +75,13 @@ int lr_transport_fetch(struct lr_transport *t, const char *name, size_t max,
  * attempts): to compare what each mirror offers. */
 int lr_transport_fetch_from(struct lr_transport *t, unsigned mirror, const char *name, size_t max,
 			    lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
+/* The same, once: one attempt on the preferred mirror, at demand
+ * priority. For a name that may not exist (the publish directory's index
+ * names, docs/image-format.md), whose failure the caller handles by
+ * fetching otherwise: not retried, logged at debug only and not counted
+ * against the mirror. */
+int lr_transport_fetch_once(struct lr_transport *t, const char *name, size_t max,
+			    lr_fetch_check_fn check, lr_fetch_done_fn done, void *ctx);
 unsigned lr_transport_mirrors(const struct lr_transport *t);
 const char *lr_transport_mirror(const struct lr_transport *t, unsigned mirror);
 /* Ask this mirror first from now on. */

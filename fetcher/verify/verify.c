@@ -71,6 +71,12 @@ void lr_object_path(const struct lr_digest *d, char out[LR_OBJPATH_MAX])
 	snprintf(out, LR_OBJPATH_MAX, "chunks/%.2s/%s", hex, hex);
 }
 
+void lr_index_path(const char *fsid, uint32_t level, uint64_t idx, char out[LR_IDXPATH_MAX])
+{
+	snprintf(out, LR_IDXPATH_MAX, "index/%s/%" PRIu32 "-%" PRIu64 "/%" PRIu64, fsid, level,
+		 idx / LR_INDEX_GROUP, idx);
+}
+
 /* ---- tree geometry ---- */
 
 uint64_t lr_tree_chunks(uint64_t image_size, uint32_t chunk_size)

@@ -50,6 +50,15 @@ int lr_digest_parse(const char *hex, size_t len, struct lr_digest *out);
 int lr_digest_eq(const struct lr_digest *a, const struct lr_digest *b);
 /* "chunks/ab/abcd…": where a chunk or node with this digest is stored. */
 void lr_object_path(const struct lr_digest *d, char out[LR_OBJPATH_MAX]);
+/* "index/<fsid>/<level>-<idx / 4096>/<idx>": the same object by its place
+ * in the image (level 0: chunk idx; L: tree node idx of level L), a
+ * symbolic link to its digest name. A name that needs no tree node, so
+ * that a chunk and the node that verifies it can be asked for at once
+ * (docs/image-format.md). The fsid names one image content, so the link
+ * never changes either. */
+#define LR_INDEX_GROUP 4096u
+#define LR_IDXPATH_MAX 96u
+void lr_index_path(const char *fsid, uint32_t level, uint64_t idx, char out[LR_IDXPATH_MAX]);
 
 /* ---- hash tree geometry ---- */
 uint64_t lr_tree_chunks(uint64_t image_size, uint32_t chunk_size);

@@ -311,6 +311,89 @@ int main(void)
 	lr_daemon_fini(&d);
 	fakedev_close();
 
+	/* ---- index names: a chunk asked for beside its tree node ----
+	 * lazyroot-image publishes them as symbolic links, which a file://
+	 * mirror does not follow (that case: every test above, the daemon
+	 * falls back to digest names); here copied as plain files. */
+	{
+		char publ[512], pubi[512], pubx[512], path[1200], orel[LR_OBJPATH_MAX];
+		char iname[LR_IDXPATH_MAX];
+		p(publ, "pubidx-links");
+		p(pubi, "pubidx");
+		p(pubx, "pubidx-bad-root");
+		if (lr_publish(image, publ, &po, &st) < 0)
+			abort();
+		snprintf(cmd, sizeof(cmd), "cp -rL '%s' '%s'", publ, pubi);
+		if (system(cmd) != 0)
+			abort();
+		snprintf(cmd, sizeof(cmd), "cp -rL '%s' '%s'", publ, pubx);
+		if (system(cmd) != 0)
+			abort();
+		snprintf(urls, sizeof(urls), "file://%s", pubi);
+		daemon_up(&d, urls, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), 0, "index names: manifest");
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 40, 16);
+		fakedev_send_read(41, 16, 0, CS);
+		fakedev_serve(&d, 41);
+		ok(fakedev_completed(41) && pread(obj, got, CS, 0) == CS &&
+		       memcmp(got, img, CS) == 0,
+		   "chunk 0 served, right bytes");
+		is(d.stats.early_fetches, 2,
+		   "... node 1/0 and chunk 0 asked for by index beside node 2/0");
+		is(d.stats.early_missed, 0, "... and both had that way");
+		is(d.index_off, 0, "... the index stays on");
+		fakedev_send_read(42, 16, 150 * CS, CS); /* leaf node 1/1 */
+		fakedev_serve(&d, 42);
+		ok(fakedev_completed(42) && pread(obj, got, CS, 150 * CS) == CS &&
+		       memcmp(got, img + 150 * CS, CS) == 0,
+		   "chunk 150 (another leaf node) served, right bytes");
+		is(d.stats.early_fetches, 3, "... chunk 150 by index beside node 1/1");
+		/* A wrong object under an index name: another chunk's bytes. */
+		lr_index_path(d.img.m.fsid, 0, 261, iname);
+		snprintf(path, sizeof(path), "%s/%s", pubi, iname);
+		int fd = open(path, O_WRONLY);
+		if (fd < 0 || pwrite(fd, img + 262 * CS, CS, 0) != CS)
+			abort();
+		close(fd);
+		uint64_t mism = d.stats.digest_mismatches;
+		fakedev_send_read(43, 16, 261 * CS, CS); /* leaf node 1/2 */
+		fakedev_serve(&d, 43);
+		ok(fakedev_completed(43) && pread(obj, got, CS, 261 * CS) == CS &&
+		       memcmp(got + 0, img + 261 * CS, CS) == 0,
+		   "a wrong object under an index name: the right bytes served all the same");
+		is(d.stats.digest_mismatches - mism, 1, "... the wrong bytes refused");
+		is(d.stats.early_missed, 1, "... and the chunk fetched by digest");
+		is(d.stats.read_errors, 0, "no read errors");
+		lr_daemon_fini(&d);
+		fakedev_close();
+
+		/* The top node is wrong on the first mirror: the leaf node and the
+		 * chunk come by index before it and wait for it, then both are
+		 * checked (nothing reaches the kernel before). */
+		snprintf(urls, sizeof(urls), "file://%s,file://%s", pubx, pubi);
+		daemon_up(&d, urls, pub, 0, 5000);
+		is(lr_daemon_load_manifest(&d), 0, "index names, two mirrors: manifest");
+		lr_object_path(&d.img.m.root, orel);
+		snprintf(path, sizeof(path), "%s/%s", pubx, orel);
+		fd = open(path, O_WRONLY);
+		if (fd < 0 || pwrite(fd, "evil", 4, 0) != 4)
+			abort();
+		close(fd);
+		fakedev_attach(&d);
+		obj = fakedev_open_image(&d, 44, 17);
+		fakedev_send_read(45, 17, 150 * CS, CS);
+		fakedev_serve(&d, 45);
+		ok(fakedev_completed(45) && pread(obj, got, CS, 150 * CS) == CS &&
+		       memcmp(got, img + 150 * CS, CS) == 0,
+		   "the top node wrong on the first mirror: chunk 150 served, right bytes");
+		is(d.stats.early_held, 2, "... leaf node and chunk came first and waited for it");
+		is(d.stats.early_missed, 0, "... then passed its check");
+		is(d.stats.read_errors, 0, "... no read errors");
+		lr_daemon_fini(&d);
+		fakedev_close();
+	}
+
 	/* ---- a mirror that never answers: the READ deadline ---- */
 	int hole = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
