@@ -85,7 +85,7 @@ ensure_deb_src() {
 deb_src_fetch_without_asc() {
 	local err=$LAZYROOT_SRC/$1.fetch.err uri file size sum empty list
 	grep -q 'Failed to fetch http' "$err" || return 1
-	! grep 'Failed to fetch http' "$err" | grep -qv '\.asc ' || return 1
+	! grep 'Failed to fetch http' "$err" | grep -v '\.asc ' >/dev/null || return 1
 	# apt lists only the files its working directory lacks: ask from an
 	# empty one, for all of them.
 	empty=$(mktemp -d)

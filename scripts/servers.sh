@@ -9,7 +9,7 @@ lr_free_port() {
 	for _ in $(seq 50); do
 		p=$((20000 + RANDOM % (lo > 21000 ? lo - 20000 : 1000)))
 		[ "$p" != "${LR_PORT_TAKEN:-}" ] || continue
-		ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return 0; }
+		ss -Htan "sport = :$p" | grep . >/dev/null || { echo "$p"; return 0; }
 	done
 	return 1
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${BUILD:-$top/build}/static/fetcher/lazyrootd
 [ -x "$bin" ] || { echo "SKIP: $bin not built (make static)"; exit 77; }
-if readelf -d "$bin" | grep -q 'Dynamic section'; then
+if readelf -d "$bin" | grep 'Dynamic section' >/dev/null; then
 	echo "FAIL: $bin has a dynamic section"; exit 1
 fi
 tmp=$(mktemp)
