@@ -793,6 +793,18 @@ static void early_start(struct lr_daemon *d, struct lr_job *j)
 	d->stats.early_fetches++;
 }
 
+/* No more index names this boot: one was missing, not a file (a file://
+ * mirror refuses links) or held the wrong bytes. An older publish
+ * directory, or a mirror that cannot be trusted with them. */
+static void index_off(struct lr_daemon *d, int err)
+{
+	if (d->index_off)
+		return;
+	d->index_off = 1;
+	log_info("no index names on the mirror (%s): chunks wait for their tree nodes",
+		 strerror(-err));
+}
+
 /* An early fetch ended. 1: j was completed or is parked (held or fetched
  * by digest next); 0: it failed and job_start takes it from here. */
 static int early_done(struct lr_daemon *d, struct lr_job *j, int err, const void *data, size_t len)
@@ -803,14 +815,9 @@ static int early_done(struct lr_daemon *d, struct lr_job *j, int err, const void
 		d->early_busy--;
 		d->stats.early_missed++;
 		j->no_early = 1;
-		/* No such name, or not a file (a file:// mirror refuses links):
-		 * an older publish directory. Wrong bytes are counted above. */
-		if ((err == -ENOENT || err == -EBADMSG) && !d->index_off) {
-			d->index_off = 1;
-			log_info("the mirror has no index names (%s): chunks wait for their "
-				 "tree nodes",
-				 strerror(-err));
-		}
+		/* Transient errors (the network) say nothing about the names. */
+		if (err == -ENOENT || err == -EBADMSG)
+			index_off(d, err);
 		return 0;
 	}
 	if (j->have_want) {
@@ -852,6 +859,7 @@ static int early_verify_held(struct lr_daemon *d, struct lr_job *j)
 	d->stats.digest_mismatches++;
 	d->stats.early_missed++;
 	j->no_early = 1;
+	index_off(d, -EBADMSG);
 	log_warning("%s %" PRIu32 "/%" PRIu64 " by index name: bytes that do not match the "
 		    "signed tree; fetching it by digest",
 		    j->level ? "tree node" : "chunk", j->level, j->idx);
@@ -1982,10 +1990,13 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 		     "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
 		     "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
 		     "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64
-		     "\nlocal_hit_bytes %" PRIu64 "\nnetwork_needed %d\nfile_extents %zu\n",
+		     "\nlocal_hit_bytes %" PRIu64 "\nnetwork_needed %d\nfile_extents %zu"
+		     "\nindex_names %s\nearly_fetches %" PRIu64 "\nearly_held %" PRIu64
+		     "\nearly_missed %" PRIu64 "\n",
 		     lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
 		     p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes,
-		     d->nlocal < d->img.nchunks, d->ext ? d->n_ext : 0);
+		     d->nlocal < d->img.nchunks, d->ext ? d->n_ext : 0, d->index_off ? "off" : "on",
+		     d->stats.early_fetches, d->stats.early_held, d->stats.early_missed);
 	if (m < 0)
 		return (size_t)n;
 	n += m;

@@ -2,10 +2,10 @@
 # lazyrootd's transport against a mirror that misbehaves on purpose
 # (tests/tools/fault-proxy in front of nginx, all on 127.0.0.1): resets,
 # stalls, a slow drip, truncated, flipped, short and long bodies, 5xx and
-# 404 answers, an oversized body. Each time the image must still verify
-# (every bad answer refused, the fetch retried), or, where the mirror is
-# the only one and always wrong, fail with a line naming the URL and the
-# HTTP status. Redirects: followed within the mirror's scheme, host and
+# 404 answers, an oversized body, index names missing or wrong. Each time
+# the image must still verify (every bad answer refused, the fetch
+# retried), or, where the mirror is the only one and always wrong, fail
+# with a line naming the URL and the HTTP status. Redirects: followed within the mirror's scheme, host and
 # port, refused to another host or scheme. Proxy variables in the
 # environment are ignored. An https certificate for another host name is
 # refused.
@@ -61,6 +61,13 @@ with_rules 'slow drip' 'drip rate=500 path=^/chunks/ count=3 per_path=1' --fetch
 with_rules same-origin-redirect "redirect to=$mirror/{path}?r=1 path=^/chunks/[^?]*\$ every=3"
 [ "$(st redirects)" -ge 1 ] || fail "no redirect followed"
 with_rules 'manifest garbage' 'flip path=manifest count=1'
+# Index names (docs/image-format.md): missing, or wrong bytes under them.
+# Either way the names are given up and every chunk comes by digest.
+with_rules 'index names missing' 'status code=404 path=^/index/'
+[ "$(st index_names)" = off ] || fail "index names missing: still used"
+with_rules 'index names wrong' 'flip path=^/index/'
+[ "$(st index_names)" = off ] || fail "index names wrong: still used"
+[ "$(st digest_mismatches)" -ge 1 ] || fail "index names wrong: no wrong bytes seen"
 
 # A mirror that always answers wrong: failure, naming the URL and status.
 printf 'status code=403 path=manifest\n' >"$rules"

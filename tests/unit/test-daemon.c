@@ -364,6 +364,7 @@ int main(void)
 		   "a wrong object under an index name: the right bytes served all the same");
 		is(d.stats.digest_mismatches - mism, 1, "... the wrong bytes refused");
 		is(d.stats.early_missed, 1, "... and the chunk fetched by digest");
+		is(d.index_off, 1, "... and no index names asked for from then on");
 		is(d.stats.read_errors, 0, "no read errors");
 		lr_daemon_fini(&d);
 		fakedev_close();
