@@ -825,7 +825,10 @@ static int early_done(struct lr_daemon *d, struct lr_job *j, int err, const void
 		job_finish(d, j, 0, data, len);
 		return 1;
 	}
-	j->held = malloc(len);
+	/* Page aligned, like the transport's buffers: the object takes it
+	 * with direct I/O as it is. */
+	if (posix_memalign((void **)&j->held, LR_PAGE_SIZE, len) != 0)
+		j->held = NULL;
 	if (!j->held) {
 		d->early_busy--;
 		j->no_early = 1;
