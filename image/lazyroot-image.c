@@ -74,6 +74,9 @@ static int usage(int rc)
 		"                     a fixed window around a READ, not the file's chunks;\n"
 		"                     lazyrootd older than the key refuses manifests with it).\n"
 		"                     An image the walker cannot read publishes without them\n"
+		"  --no-index         do not write the index names (index/FSID/: every chunk and\n"
+		"                     tree node by its place, so lazyrootd can ask for a chunk\n"
+		"                     and its tree node at once)\n"
 		"  -q, --quiet\n");
 	return rc;
 }
@@ -177,21 +180,22 @@ static int run_mkfs(const char *compress, const char *root, const char *out)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "key", required_argument, NULL, 'k' },
-		{ "version", required_argument, NULL, 'V' },
-		{ "chunk-size", required_argument, NULL, 's' },
-		{ "compress", required_argument, NULL, 'z' },
-		{ "keep-image", required_argument, NULL, 'K' },
-		{ "no-meta-map", no_argument, NULL, 'M' },
-		{ "no-file-extents", no_argument, NULL, 'X' },
-		{ "boot-order", required_argument, NULL, 'B' },
-		{ "trust", required_argument, NULL, 'T' },
-		{ "channel", required_argument, NULL, 'H' },
-		{ "expires", required_argument, NULL, 'E' },
-		{ "no-inline-data", no_argument, NULL, 'N' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"key", required_argument, NULL, 'k'},
+	    {"version", required_argument, NULL, 'V'},
+	    {"chunk-size", required_argument, NULL, 's'},
+	    {"compress", required_argument, NULL, 'z'},
+	    {"keep-image", required_argument, NULL, 'K'},
+	    {"no-meta-map", no_argument, NULL, 'M'},
+	    {"no-file-extents", no_argument, NULL, 'X'},
+	    {"no-index", no_argument, NULL, 'I'},
+	    {"boot-order", required_argument, NULL, 'B'},
+	    {"trust", required_argument, NULL, 'T'},
+	    {"channel", required_argument, NULL, 'H'},
+	    {"expires", required_argument, NULL, 'E'},
+	    {"no-inline-data", no_argument, NULL, 'N'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct lr_publish_opts po = { .chunk_size = DEFAULT_CHUNK, .image_version = 1, .meta_map = 1,
 				   .file_extents = 1 };
@@ -230,6 +234,9 @@ int main(int argc, char **argv)
 		case 'K': keep = optarg; break;
 		case 'M': po.meta_map = 0; break;
 		case 'X': po.file_extents = 0; break;
+		case 'I':
+			po.no_index = 1;
+			break;
 		case 'B': bootlist = optarg; break;
 		case 'T': trust = optarg; break;
 		case 'H':

@@ -323,33 +323,136 @@ out:
 	return r;
 }
 
-/* One index link: name -> the object's digest name, relative (the
- * directory moves as a whole). An existing link that says the same is
- * kept; anything else under the name is replaced through a temporary
- * link and rename, so a reader never finds the name missing or wrong
- * mid-publish. */
-static int put_index_link(const char *outdir, const char *name, const struct lr_digest *d)
+/* Does the file at path hold exactly len bytes with digest d? */
+static int check_file(const char *path, const struct lr_digest *d, size_t len, uint8_t *buf)
 {
-	char obj[LR_OBJPATH_MAX], target[LR_OBJPATH_MAX + 16], path[4096], old[256];
+	struct lr_digest got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t k = read(fd, buf, len + 1);
+	close(fd);
+	if (k != (ssize_t)len)
+		return -EBADMSG;
+	lr_sha256(buf, len, &got);
+	return lr_digest_eq(&got, d) ? 0 : -EBADMSG;
+}
+
+/* Read object `d` of exactly len bytes from outdir and check its digest. */
+static int check_object(const char *outdir, const struct lr_digest *d, size_t len, uint8_t *buf)
+{
+	char rel[LR_OBJPATH_MAX], path[4096];
+
+	lr_object_path(d, rel);
+	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
+	return check_file(path, d, len, buf);
+}
+
+/* What an index name that is a symbolic link points to: d's digest name,
+ * relative to the name's directory (index/<fsid>/<level>-<group>/), so
+ * that the publish directory moves as a whole. */
+static void index_target(const struct lr_digest *d, char *out, size_t len)
+{
+	char obj[LR_OBJPATH_MAX];
 
 	lr_object_path(d, obj);
-	snprintf(target, sizeof(target), "../../../%s", obj);
-	snprintf(path, sizeof(path), "%s/%s", outdir, name);
-	ssize_t k = readlink(path, old, sizeof(old) - 1);
-	if (k >= 0) {
-		old[k] = 0;
-		if (strcmp(old, target) == 0)
-			return 0;
+	snprintf(out, len, "../../../%s", obj);
+}
+
+/* Does index name `path` give object d (len bytes)? A hard link to its
+ * digest name, a symbolic link naming it, or (a copy made without the
+ * links) a file with its bytes, checked when buf is given. 0 yes, -ENOENT
+ * missing, -EBADMSG something else. */
+static int check_index_name(const char *outdir, const char *path, const struct lr_digest *d,
+			    size_t len, uint8_t *buf)
+{
+	char rel[LR_OBJPATH_MAX], obj[4096], got[256], want[256];
+	struct stat sp, so;
+
+	if (lstat(path, &sp) < 0)
+		return errno == ENOENT ? -ENOENT : -EBADMSG;
+	if (S_ISLNK(sp.st_mode)) {
+		ssize_t k = readlink(path, got, sizeof(got) - 1);
+		if (k < 0)
+			return -EBADMSG;
+		got[k] = 0;
+		index_target(d, want, sizeof(want));
+		return strcmp(got, want) == 0 ? 0 : -EBADMSG;
 	}
-	if (symlink(target, path) == 0)
+	if (!S_ISREG(sp.st_mode))
+		return -EBADMSG;
+	lr_object_path(d, rel);
+	snprintf(obj, sizeof(obj), "%s/%s", outdir, rel);
+	if (stat(obj, &so) == 0 && so.st_dev == sp.st_dev && so.st_ino == sp.st_ino)
 		return 0;
-	if (errno != EEXIST)
-		return -errno;
-	char tmp[4096 + 16];
+	return buf ? check_file(path, d, len, buf) : -EBADMSG;
+}
+
+/* Past the file system's limit of links to one file (ext4: 65,000; the
+ * zero chunk of a sparse image), index names link to a copy of the object
+ * instead, itself an index name: the copy in use per object. */
+struct index_anchor {
+	struct lr_digest d;
+	char path[4096];
+	int used;
+};
+
+/* A copy of object file obj at tmp. */
+static int copy_object(const char *obj, const char *tmp)
+{
+	size_t len;
+	char *data;
+	int r = lr_read_file(obj, LR_CHUNK_MAX, &data, &len);
+
+	if (r < 0)
+		return r;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = -errno;
+	} else {
+		if (write(fd, data, len) != (ssize_t)len)
+			r = -EIO;
+		if (close(fd) < 0 && r == 0)
+			r = -errno;
+	}
+	free(data);
+	return r;
+}
+
+/* One index name: a hard link to the object's digest name (a directory
+ * entry only: a symbolic link longer than 59 bytes takes a 4 KiB block on
+ * ext4, 6% of an image of 64 KiB chunks; and a file:// mirror, which does
+ * not follow symbolic links, reads it as the file it is); past the link
+ * limit, to a copy (index_anchor). A name that already gives the object
+ * is kept; anything else is replaced through a temporary name and
+ * rename, so a reader never finds the name missing or wrong mid-publish. */
+static int put_index_name(const char *outdir, const char *name, const struct lr_digest *d,
+			  struct index_anchor *a)
+{
+	char rel[LR_OBJPATH_MAX], obj[4096], path[4096], tmp[4096 + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", outdir, name);
+	if (check_index_name(outdir, path, d, 0, NULL) == 0)
+		return 0;
+	lr_object_path(d, rel);
+	snprintf(obj, sizeof(obj), "%s/%s", outdir, rel);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	unlink(tmp);
-	if (symlink(target, tmp) < 0 || rename(tmp, path) < 0) {
-		int r = -errno;
+	int r = link(obj, tmp) < 0 ? -errno : 0;
+	if (r == -EMLINK && a->used && lr_digest_eq(&a->d, d))
+		r = link(a->path, tmp) < 0 ? -errno : 0;
+	if (r == -EMLINK) {
+		r = copy_object(obj, tmp);
+		if (r == 0) {
+			a->d = *d;
+			a->used = 1;
+			snprintf(a->path, sizeof(a->path), "%s", path);
+		}
+	}
+	if (r < 0)
+		return r;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
 		unlink(tmp);
 		return r;
 	}
@@ -363,6 +466,7 @@ static int publish_index(const char *outdir, const struct lr_manifest *m, uint8_
 {
 	uint64_t n = lr_tree_chunks(m->image_size, m->chunk_size);
 	char name[LR_IDXPATH_MAX], dir[4096];
+	struct index_anchor a = {.used = 0};
 
 	for (uint32_t level = 0; level <= m->depth; level++) {
 		uint64_t items = level ? lr_tree_nodes(n, level) : n;
@@ -379,7 +483,7 @@ static int publish_index(const char *outdir, const struct lr_manifest *m, uint8_
 				}
 			}
 			memcpy(d.b, lv[level] + i * LR_DIGEST_LEN, LR_DIGEST_LEN);
-			int r = put_index_link(outdir, name, &d);
+			int r = put_index_name(outdir, name, &d, &a);
 			if (r < 0) {
 				ERR("cannot link %s/%s: %s\n", outdir, name, strerror(-r));
 				return r;
@@ -519,7 +623,7 @@ int lr_publish(const char *image, const char *outdir, const struct lr_publish_op
 	}
 	memcpy(m.root.b, lv[m.depth], LR_DIGEST_LEN);
 	lr_fsid_derive(m.image_size, m.chunk_size, m.depth, &m.root, m.fsid);
-	r = publish_index(outdir, &m, lv);
+	r = o->no_index ? 0 : publish_index(outdir, &m, lv);
 	if (r < 0)
 		goto out;
 	if (o->meta_map || o->file_extents) {
@@ -681,43 +785,6 @@ int lr_resign(const char *outdir, const char *key_path, const struct lr_resign_o
 	return write_manifest(outdir, &m, key_path);
 }
 
-/* Read object `d` of exactly len bytes from outdir and check its digest. */
-static int check_object(const char *outdir, const struct lr_digest *d, size_t len, uint8_t *buf)
-{
-	char rel[LR_OBJPATH_MAX], path[4096];
-	struct lr_digest got;
-
-	lr_object_path(d, rel);
-	snprintf(path, sizeof(path), "%s/%s", outdir, rel);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t k = read(fd, buf, len + 1);
-	close(fd);
-	if (k != (ssize_t)len)
-		return -EBADMSG;
-	lr_sha256(buf, len, &got);
-	return lr_digest_eq(&got, d) ? 0 : -EBADMSG;
-}
-
-/* Does index link (level, idx) name the object with digest d? 0 yes,
- * -ENOENT missing, -EBADMSG another object. */
-static int check_index_link(const char *outdir, const struct lr_manifest *m, uint32_t level,
-			    uint64_t idx, const struct lr_digest *d)
-{
-	char name[LR_IDXPATH_MAX], path[4096], obj[LR_OBJPATH_MAX], got[256], want[256];
-
-	lr_index_path(m->fsid, level, idx, name);
-	snprintf(path, sizeof(path), "%s/%s", outdir, name);
-	ssize_t k = readlink(path, got, sizeof(got) - 1);
-	if (k < 0)
-		return errno == ENOENT ? -ENOENT : -EBADMSG;
-	got[k] = 0;
-	lr_object_path(d, obj);
-	snprintf(want, sizeof(want), "../../../%s", obj);
-	return strcmp(got, want) == 0 ? 0 : -EBADMSG;
-}
-
 /* The metadata map: its pieces exist, match their digests, and hold
  * exactly the image's bytes at the blocks the map names (checked against
  * the verified chunks). */
@@ -794,6 +861,17 @@ int lr_verify_dir(const char *outdir, const char *pubkey_path, int quiet)
 	return r;
 }
 
+/* Is index name (level, idx) missing or not object d? */
+static int index_bad(const char *outdir, const struct lr_manifest *m, uint32_t level, uint64_t idx,
+		     const struct lr_digest *d, size_t len, uint8_t *buf)
+{
+	char name[LR_IDXPATH_MAX], path[4096];
+
+	lr_index_path(m->fsid, level, idx, name);
+	snprintf(path, sizeof(path), "%s/%s", outdir, name);
+	return check_index_name(outdir, path, d, len, buf) < 0;
+}
+
 static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, const char *key_name,
 			  int quiet)
 {
@@ -835,9 +913,10 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 		return -ENOMEM;
 	}
 	memcpy(cur, m.root.b, LR_DIGEST_LEN);
-	/* The index links are optional (older publish directories have
-	 * none: lazyrootd then waits for a chunk's tree node before it asks
-	 * for the chunk); where they are, each must name its object. */
+	/* The index names are optional (older publish directories and
+	 * --no-index have none: lazyrootd then waits for a chunk's tree node
+	 * before it asks for the chunk); where they are, each must give its
+	 * object. */
 	char idir[4096];
 	struct stat ist;
 	snprintf(idir, sizeof(idir), "%s/index/%s", outdir, m.fsid);
@@ -855,16 +934,17 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 			struct lr_digest d;
 			memcpy(d.b, cur + i * LR_DIGEST_LEN, LR_DIGEST_LEN);
 			r = check_object(outdir, &d, (size_t)e * LR_DIGEST_LEN, buf);
-			if (have_index && check_index_link(outdir, &m, level, i, &d) < 0 &&
-			    bad_links++ < 10)
-				ERR("index link of tree node %" PRIu32 "/%" PRIu64
-				    " missing or wrong\n",
-				    level, i);
 			if (r < 0)
 				ERR("tree node %" PRIu32 "/%" PRIu64 " missing or corrupt\n", level, i);
 			else
 				memcpy(next + i * LR_NODE_FANOUT * LR_DIGEST_LEN, buf,
 				       (size_t)e * LR_DIGEST_LEN);
+			if (have_index &&
+			    index_bad(outdir, &m, level, i, &d, (size_t)e * LR_DIGEST_LEN, buf) &&
+			    bad_links++ < 10)
+				ERR("index name of tree node %" PRIu32 "/%" PRIu64
+				    " missing or wrong\n",
+				    level, i);
 		}
 		free(cur);
 		cur = next;
@@ -877,8 +957,8 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 								  : m.chunk_size;
 		struct lr_digest d;
 		memcpy(d.b, cur + c * LR_DIGEST_LEN, LR_DIGEST_LEN);
-		if (have_index && check_index_link(outdir, &m, 0, c, &d) < 0 && bad_links++ < 10)
-			ERR("index link of chunk %" PRIu64 " missing or wrong\n", c);
+		if (have_index && index_bad(outdir, &m, 0, c, &d, clen, buf) && bad_links++ < 10)
+			ERR("index name of chunk %" PRIu64 " missing or wrong\n", c);
 		if (check_object(outdir, &d, clen, buf) < 0) {
 			if (bad++ < 10)
 				ERR("chunk %" PRIu64 " (image offset %" PRIu64 ") missing or corrupt\n", c,
@@ -890,7 +970,7 @@ static int verify_dir_pem(const char *outdir, const char *pem, size_t plen, cons
 		r = -EBADMSG;
 	}
 	if (r == 0 && bad_links) {
-		ERR("%" PRIu64 " index links in index/%s missing or wrong (publish again to "
+		ERR("%" PRIu64 " index names in index/%s missing or wrong (publish again to "
 		    "mend them)\n",
 		    bad_links, m.fsid);
 		r = -EBADMSG;

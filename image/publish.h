@@ -26,6 +26,9 @@ struct lr_publish_opts {
 	/* Publish the file extents (which runs of blocks hold one file's
 	 * data: a READ inside one brings the file's chunks): 1, 0 (skip). */
 	int file_extents;
+	/* Do not write the index names (index/<fsid>/...): lazyrootd then
+	 * waits for a chunk's tree node before it asks for the chunk. */
+	int no_index;
 };
 
 struct lr_publish_stats {

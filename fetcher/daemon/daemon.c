@@ -794,7 +794,7 @@ static void early_start(struct lr_daemon *d, struct lr_job *j)
 }
 
 /* No more index names this boot: one was missing, not a file (a file://
- * mirror refuses links) or held the wrong bytes. An older publish
+ * mirror refuses symbolic links) or held the wrong bytes. An older publish
  * directory, or a mirror that cannot be trusted with them. */
 static void index_off(struct lr_daemon *d, int err)
 {

@@ -52,9 +52,9 @@ int lr_digest_eq(const struct lr_digest *a, const struct lr_digest *b);
 void lr_object_path(const struct lr_digest *d, char out[LR_OBJPATH_MAX]);
 /* "index/<fsid>/<level>-<idx / 4096>/<idx>": the same object by its place
  * in the image (level 0: chunk idx; L: tree node idx of level L), a
- * symbolic link to its digest name. A name that needs no tree node, so
+ * hard link to its digest name. A name that needs no tree node, so
  * that a chunk and the node that verifies it can be asked for at once
- * (docs/image-format.md). The fsid names one image content, so the link
+ * (docs/image-format.md). The fsid names one image content, so the name
  * never changes either. */
 #define LR_INDEX_GROUP 4096u
 #define LR_IDXPATH_MAX 96u

@@ -312,9 +312,9 @@ int main(void)
 	fakedev_close();
 
 	/* ---- index names: a chunk asked for beside its tree node ----
-	 * lazyroot-image publishes them as symbolic links, which a file://
-	 * mirror does not follow (that case: every test above, the daemon
-	 * falls back to digest names); here copied as plain files. */
+	 * lazyroot-image publishes them as hard links (every test above uses
+	 * them through file:// mirrors); here copies, so that the names can
+	 * be made wrong without touching the objects. */
 	{
 		char publ[512], pubi[512], pubx[512], path[1200], orel[LR_OBJPATH_MAX];
 		char iname[LR_IDXPATH_MAX];
