@@ -11,9 +11,13 @@ cp -a "$FIX/pub/." "$WORK/tampered/"
 chunk0=$(head -c 65536 "$FIX/image.erofs" | sha256sum | cut -c1-64)
 obj="$WORK/tampered/chunks/${chunk0:0:2}/$chunk0"
 [ -f "$obj" ] || fail "chunk 0 not found in the fixture at $obj"
-rm -f "$obj"
-{ head -c 1024 "$FIX/image.erofs"; printf 'tampered'; tail -c +1033 <(head -c 65536 "$FIX/image.erofs"); } >"$obj"
+# In place: the copy's index name for chunk 0 is a hard link to the same
+# file (cp -a keeps links), so the bad mirror serves the bad bytes under
+# both names.
+printf 'tampered' | dd of="$obj" bs=1 seek=1024 conv=notrunc status=none
 [ "$(stat -c %s "$obj")" = 65536 ] || fail "tampered chunk has the wrong size"
+cmp -s "$obj" <(head -c 65536 "$FIX/image.erofs") && fail "chunk 0 was not tampered with"
+[ "$(stat -c %h "$obj")" -ge 2 ] || fail "chunk 0 has no index name beside it in the copy"
 start_nginx "$WORK/tampered" 1
 bad_port=$HTTP_PORT
 start_nginx "$FIX/pub" 2
