@@ -689,16 +689,23 @@ static uint32_t job_len(const struct lr_daemon *d, const struct lr_job *j)
 	return len;
 }
 
+/* Do len bytes at data hash to job j's digest? The time is counted. */
+static int job_bytes_ok(struct lr_daemon *d, const struct lr_job *j, const void *data, size_t len)
+{
+	struct lr_digest got;
+	uint64_t t0 = now_us();
+	int ok = lr_sha256(data, len, &got) == 0 && lr_digest_eq(&got, &j->want);
+
+	d->stats.us_verify += now_us() - t0;
+	return ok;
+}
+
 static int job_check(const void *data, size_t len, void *ctx)
 {
 	struct lr_job *j = ctx;
 	struct lr_daemon *d = j->d;
-	struct lr_digest got;
-	uint64_t t0 = now_us();
-	int bad = len != job_len(d, j) || lr_sha256(data, len, &got) < 0 || !lr_digest_eq(&got, &j->want);
 
-	d->stats.us_verify += now_us() - t0;
-	if (bad) {
+	if (len != job_len(d, j) || !job_bytes_ok(d, j, data, len)) {
 		d->stats.digest_mismatches++;
 		log_error("%s %" PRIu64 "%s: %zu bytes that do not match the signed tree; trying "
 			  "the next mirror",
@@ -741,6 +748,15 @@ static void early_release(struct lr_daemon *d, struct lr_job *j)
 	j->early = 0;
 }
 
+/* Bytes under an index name that are not the object: counted, logged. */
+static void early_refused(struct lr_daemon *d, const struct lr_job *j)
+{
+	d->stats.digest_mismatches++;
+	log_warning("%s %" PRIu32 "/%" PRIu64 " by index name: bytes that do not match the "
+		    "signed tree; fetching it by digest",
+		    j->level ? "tree node" : "chunk", j->level, j->idx);
+}
+
 /* The body of an early fetch: checked at once when its node came first,
  * else only its length (job_done holds it until the node comes). */
 static int early_check(const void *data, size_t len, void *ctx)
@@ -751,20 +767,10 @@ static int early_check(const void *data, size_t len, void *ctx)
 	if (len != job_len(d, j))
 		return -EBADMSG;
 	j->have_want = lr_image_expected(&d->img, j->level, j->idx, &j->want) == 0;
-	if (!j->have_want)
+	if (!j->have_want || job_bytes_ok(d, j, data, len))
 		return 0;
-	struct lr_digest got;
-	uint64_t t0 = now_us();
-	int bad = lr_sha256(data, len, &got) < 0 || !lr_digest_eq(&got, &j->want);
-	d->stats.us_verify += now_us() - t0;
-	if (bad) {
-		d->stats.digest_mismatches++;
-		log_warning("%s %" PRIu32 "/%" PRIu64 " by index name: bytes that do not match the "
-			    "signed tree; fetching it by digest",
-			    j->level ? "tree node" : "chunk", j->level, j->idx);
-		return -EBADMSG;
-	}
-	return 0;
+	early_refused(d, j);
+	return -EBADMSG;
 }
 
 /* Ask for job j (parked behind its node) by index name too, where that
@@ -845,11 +851,8 @@ static int early_verify_held(struct lr_daemon *d, struct lr_job *j)
 {
 	uint8_t *data = j->held;
 	size_t len = j->held_len;
-	struct lr_digest got;
-	uint64_t t0 = now_us();
-	int ok = lr_sha256(data, len, &got) == 0 && lr_digest_eq(&got, &j->want);
+	int ok = job_bytes_ok(d, j, data, len);
 
-	d->stats.us_verify += now_us() - t0;
 	j->held = NULL;
 	j->held_len = 0;
 	d->early_busy--;
@@ -859,13 +862,10 @@ static int early_verify_held(struct lr_daemon *d, struct lr_job *j)
 		return 1;
 	}
 	free(data);
-	d->stats.digest_mismatches++;
+	early_refused(d, j);
 	d->stats.early_missed++;
 	j->no_early = 1;
 	index_off(d, -EBADMSG);
-	log_warning("%s %" PRIu32 "/%" PRIu64 " by index name: bytes that do not match the "
-		    "signed tree; fetching it by digest",
-		    j->level ? "tree node" : "chunk", j->level, j->idx);
 	return 0;
 }
 
