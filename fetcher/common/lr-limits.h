@@ -33,6 +33,8 @@
 
 /* Status clients served at once (each is answered and closed at once). */
 #define LR_STATUS_BACKLOG 8
+/* The status text, every key (under 1 KB in test-prefetch; room to grow). */
+#define LR_STATUS_MAX 4096
 
 /* Longest URL we accept (cmdline or argv). */
 #define LR_URL_MAX 2048u

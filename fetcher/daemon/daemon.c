@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -78,8 +79,8 @@ int lr_daemon_init(struct lr_daemon *d, const struct lr_daemon_config *cfg)
 void lr_daemon_fini(struct lr_daemon *d)
 {
 	lr_backend_free(d->be);
-	free(d->written);
-	free(d->local);
+	if (d->carry)
+		munmap(d->carry, d->carry_len);
 	free(d->scratch);
 	free(d->rec);
 	free(d->rec_bits);
@@ -391,19 +392,68 @@ int lr_daemon_load_manifest(struct lr_daemon *d)
 	return 0;
 }
 
+static size_t bitmap_len(const struct lr_daemon *d)
+{
+	return d->img.nchunks / 8 + 1;
+}
+
+/* Room for the carry's fields, keeping the bitmaps 64-byte aligned. */
+#define LR_CARRY_HEAD 64
+_Static_assert(sizeof(struct lr_carry) <= LR_CARRY_HEAD, "carry head");
+
+/* Whole chunks go into the kernel's object from now on, for this worker
+ * and every later one. */
+static void whole_on(struct lr_daemon *d)
+{
+	d->written = d->local + bitmap_len(d);
+	d->carry->whole = 1;
+}
+
+void lr_daemon_adopt_carry(struct lr_daemon *d)
+{
+	uint64_t n = 0;
+
+	if (!d->carry)
+		return;
+	if (d->carry->whole && !d->written)
+		whole_on(d);
+	for (size_t i = 0; i < bitmap_len(d); i++)
+		n += (uint64_t)__builtin_popcount(d->local[i]);
+	d->nlocal = n;
+	d->stats.adopted_bytes = n * d->img.m.chunk_size < d->img.m.image_size
+				     ? n * d->img.m.chunk_size
+				     : d->img.m.image_size;
+	if (d->stats.bytes_written < d->carry->object_bytes)
+		d->stats.bytes_written = d->carry->object_bytes;
+}
+
+/* len more bytes in the kernel's object. */
+static void wrote_object(struct lr_daemon *d, uint64_t len)
+{
+	d->stats.bytes_written += len;
+	if (d->carry)
+		d->carry->object_bytes += len;
+}
+
 int lr_daemon_attach(struct lr_daemon *d, struct lr_backend *be)
 {
 	d->be = be;
-	d->local = calloc(d->img.nchunks / 8 + 1, 1);
-	d->rec_bits = calloc(d->img.nchunks / 8 + 1, 1);
+	d->rec_bits = calloc(bitmap_len(d), 1);
 	d->rec = malloc(LR_BOOTORDER_MAX * sizeof(uint32_t));
-	if (!d->local || !d->rec_bits || !d->rec)
+	if (!d->rec_bits || !d->rec)
 		return log_error_errno(ENOMEM, "chunk bitmap");
-	if (be->traits & LR_BACKEND_WHOLE_CHUNKS) {
-		d->written = calloc(d->img.nchunks / 8 + 1, 1);
-		if (!d->written)
-			return log_error_errno(ENOMEM, "chunk bitmap");
+	/* Shared, so that fork hands every worker the same pages (zeroed). */
+	d->carry_len = LR_CARRY_HEAD + 2 * bitmap_len(d);
+	void *m =
+	    mmap(NULL, d->carry_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		d->carry = NULL;
+		return log_error_errno(errno, "chunk bitmap");
 	}
+	d->carry = m;
+	d->local = (uint8_t *)m + LR_CARRY_HEAD;
+	if (be->traits & LR_BACKEND_WHOLE_CHUNKS)
+		whole_on(d);
 	return 0;
 }
 
@@ -499,7 +549,7 @@ static int object_put(struct lr_daemon *d, uint64_t c, const void *data, size_t 
 	d->stats.us_object += now_us() - t0;
 	if (e < 0)
 		return e;
-	d->stats.bytes_written += len;
+	wrote_object(d, len);
 	mark_written(d, c);
 	return 0;
 }
@@ -601,7 +651,7 @@ static void read_take(struct lr_daemon *d, struct lr_read *r, const struct lr_ch
 			read_finish(d, r, 0);
 			return;
 		}
-		d->stats.bytes_written += hi - lo;
+		wrote_object(d, hi - lo);
 		if (d->written)
 			mark_written(d, b->idx);
 	}
@@ -1137,11 +1187,12 @@ static void superblock_features(struct lr_daemon *d, uint64_t c, const uint8_t *
 	if (file_is_copy(d) || d->written)
 		return;
 	if (!(incompat & LR_EROFS_INCOMPAT_ZERO_PADDING)) {
-		d->written = calloc(d->img.nchunks / 8 + 1, 1);
-		if (d->written)
-			log_info("no compressed files in this image: verified chunks go whole into the "
-				 "kernel's cache object");
-		return; /* out of memory: exact pages still work */
+		if (!d->carry)
+			return; /* not attached: exact pages still work */
+		whole_on(d);
+		log_info("no compressed files in this image: verified chunks go whole into the "
+			 "kernel's cache object");
+		return;
 	}
 	if (strcmp(d->be->ops->name, "cachefiles") == 0)
 		log_warning("this image has compressed files: on kernels whose EROFS fscache path ends a "
@@ -1988,18 +2039,18 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 	int eta = p->state == LR_PF_RUNNING && rate > 0
 			  ? (int)((double)(d->img.m.image_size - local) / rate)
 			  : -1;
-	int m =
-	    snprintf(buf + n, len - (size_t)n,
-		     "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
-		     "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
-		     "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64
-		     "\nlocal_hit_bytes %" PRIu64 "\nnetwork_needed %d\nfile_extents %zu"
-		     "\nindex_names %s\nearly_fetches %" PRIu64 "\nearly_held %" PRIu64
-		     "\nearly_missed %" PRIu64 "\n",
-		     lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors,
-		     p->cpu_holds, d->stats.store_hits, ts.local_hits, ts.local_bytes,
-		     d->nlocal < d->img.nchunks, d->ext ? d->n_ext : 0, d->index_off ? "off" : "on",
-		     d->stats.early_fetches, d->stats.early_held, d->stats.early_missed);
+	int m = snprintf(
+	    buf + n, len - (size_t)n,
+	    "prefetch %s\nlocal_bytes %" PRIu64 "\nprefetch_bytes %" PRIu64
+	    "\nprefetch_rate %.0f\nprefetch_eta_s %d\nprefetch_errors %" PRIu64
+	    "\nprefetch_cpu_holds %" PRIu64 "\nstore_hits %" PRIu64 "\nlocal_hits %" PRIu64
+	    "\nlocal_hit_bytes %" PRIu64 "\nnetwork_needed %d\nfile_extents %zu"
+	    "\nindex_names %s\nearly_fetches %" PRIu64 "\nearly_held %" PRIu64
+	    "\nearly_missed %" PRIu64 "\nadopted_bytes %" PRIu64 "\n",
+	    lr_prefetch_state_name(p->state), local, p->bytes, rate, eta, p->errors, p->cpu_holds,
+	    d->stats.store_hits, ts.local_hits, ts.local_bytes, d->nlocal < d->img.nchunks,
+	    d->ext ? d->n_ext : 0, d->index_off ? "off" : "on", d->stats.early_fetches,
+	    d->stats.early_held, d->stats.early_missed, d->stats.adopted_bytes);
 	if (m < 0)
 		return (size_t)n;
 	n += m;
@@ -2008,7 +2059,7 @@ size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len)
 
 static void serve_status(struct lr_daemon *d)
 {
-	char text[2048];
+	char text[LR_STATUS_MAX];
 	int c = accept4(d->statusfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (c < 0)
@@ -2052,6 +2103,7 @@ int lr_daemon_run(struct lr_daemon *d)
 	    (d->bootlistfd >= 0 && (r = ep_add(d->epfd, d->bootlistfd)) < 0))
 		return log_error_errno(r, "epoll_ctl");
 	d->dev_watched = 1;
+	lr_daemon_adopt_carry(d);
 	d->order_queued = 0; /* a forked worker: the parent's fetch is gone */
 	d->ext_queued = 0;
 	lr_daemon_queue_order(d);

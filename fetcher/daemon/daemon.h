@@ -19,8 +19,20 @@
 #include "transport.h"
 #include "verify.h"
 
+/* What a dead worker leaves the next. The supervisor forks every worker
+ * from its own state of before the first, so a worker started after a
+ * crash knew nothing local: its prefetch fetched the image again, or
+ * stopped for want of room beside an object it took for empty. */
+struct lr_carry {
+	uint64_t object_bytes; /* bytes written into the kernel's object */
+	uint32_t whole;	       /* chunks go whole into it (written is on) */
+			       /* then the local bitmap, then the written one */
+};
+
 struct lr_stats {
 	uint64_t opens, opens_refused;
+	uint64_t
+	    adopted_bytes; /* local when this worker started (a dead one's, or earlier boots') */
 	uint64_t reads;           /* kernel READs */
 	uint64_t bytes_requested; /* what they asked for (clamped to the image) */
 	uint64_t read_errors;     /* READs completed without data: readers got EIO */
@@ -134,6 +146,10 @@ struct lr_daemon {
 	 * chunk store. */
 	uint8_t *local;
 	uint64_t nlocal;
+	/* Both bitmaps live in memory every worker shares with the next
+	 * (carry), not in a copy: lr_daemon_run counts nlocal again. */
+	struct lr_carry *carry;
+	size_t carry_len;
 	/* cachefiles: verified chunks beyond the pages the kernel asked for
 	 * (NULL: none; the 4 MiB memory cache only). */
 	struct lr_chunkstore *store;
@@ -269,6 +285,10 @@ int lr_daemon_verify_all(struct lr_daemon *d);
 size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len);
 
 /* Event loop: kernel fd, transport, signals, status socket. */
+/* A worker's start: what the dead worker before it made local and wrote
+ * into the kernel's object is still so; the counts follow the shared
+ * bitmaps (nothing changes for the first worker). lr_daemon_run calls it. */
+void lr_daemon_adopt_carry(struct lr_daemon *d);
 int lr_daemon_run(struct lr_daemon *d);
 
 int lr_status_addr(const char *tag, char *out, size_t len);

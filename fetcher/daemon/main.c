@@ -491,7 +491,7 @@ int main(int argc, char **argv)
 
 	if (verify_mode) {
 		r = lr_daemon_verify_all(&d);
-		char st[2048];
+		char st[LR_STATUS_MAX];
 		size_t n = lr_daemon_status(&d, st, sizeof(st));
 		if (write(STDOUT_FILENO, st, n) != (ssize_t)n)
 			r = r ? r : -EIO;

@@ -218,10 +218,12 @@ int main(void)
 	/* No compressed files in the fixture: whole chunks into the object
 	 * too, so the kernel asks for none of them again (test-whole). */
 	is(d.stats.bytes_written, d.stats.chunk_bytes, "... and written whole into the kernel's object");
-	char status[2048];
-	lr_daemon_status(&d, status, sizeof(status));
+	char status[LR_STATUS_MAX];
+	size_t slen = lr_daemon_status(&d, status, sizeof(status));
 	ok(strstr(status, "prefetch complete\n") && strstr(status, "network_needed 0\n"),
 	   "status says the network is no longer needed");
+	ok(strstr(status, "\nadopted_bytes ") && slen < sizeof(status) - 512,
+	   "status: every key fits, with room for more (%zu bytes)", slen);
 
 	/* The kernel releases the object and opens a new, empty one (a
 	 * remount): READs of it are served from the store. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -196,6 +197,66 @@ int main(void)
 		is(d.stats.chunk_bytes, IMG_SIZE, "... every chunk fetched once");
 		snprintf(cmd, sizeof(cmd), "test \"$(find '%s' -type f -size +1k | wc -l)\" -le 1", sdir);
 		ok(system(cmd) == 0, "... and no chunk kept a second time in the store (but the held-back one)");
+		lr_daemon_fini(&d);
+		fakedev_close();
+		close(obj);
+	}
+
+	/* ---- a worker after a dead one: what that one wrote whole into
+	 * the object stays known (the supervisor forks each worker from its
+	 * own state, which knows nothing of them) ---- */
+	{
+		char sdir[700];
+		snprintf(sdir, sizeof(sdir), "%s/store2", dir);
+		daemon_up(&d, f.url, f.pub);
+		mkdir(sdir, 0700);
+		struct lr_chunkstore *st;
+		int sfd = open(sdir, O_RDONLY | O_DIRECTORY);
+		if (sfd < 0 || lr_chunkstore_open(&st, sfd) < 0 || lr_daemon_use_store(&d, st) < 0)
+			abort();
+		d.store_boot_only = 1;
+		obj = fakedev_open_image(&d, 50, 14);
+		int pfd[2];
+		if (pipe(pfd) < 0)
+			abort();
+		pid_t wk = fork();
+		if (wk == 0) { /* the first worker: the mount, two READs, then it dies */
+			uint64_t got[3];
+			lr_daemon_adopt_carry(&d);
+			fakedev_send_read(51, 14, 0, 4096);
+			fakedev_serve(&d, 51);
+			fakedev_send_read(52, 14, 3 * CS, 4096);
+			fakedev_serve(&d, 52);
+			got[0] = fakedev_completed(52);
+			got[1] = d.nlocal;
+			got[2] = d.stats.bytes_written;
+			_exit(write(pfd[1], got, sizeof(got)) == sizeof(got) ? 0 : 1);
+		}
+		uint64_t got[3] = {0};
+		int wst;
+		waitpid(wk, &wst, 0);
+		ssize_t n = read(pfd[0], got, sizeof(got));
+		ok(n == sizeof(got) && got[0] && got[1] >= 2 && got[2] >= 2 * CS,
+		   "a first worker writes chunks whole into the object (%llu local) and dies",
+		   (unsigned long long)got[1]);
+		close(pfd[0]);
+		close(pfd[1]);
+		is(d.nlocal, 0, "... the supervisor's copy of the daemon counts none of them");
+		lr_daemon_adopt_carry(&d);
+		is(d.nlocal, got[1], "the next worker counts them from the shared bitmap");
+		ok(d.written && d.stats.bytes_written == got[2],
+		   "... writes whole chunks as the first did, and counts its bytes in the object");
+		d.booted = 1;
+		lr_prefetch_init(&d, 1, 0);
+		lr_prefetch_start(&d);
+		for (int i = 0; i < 1000 && d.pf.state == LR_PF_RUNNING; i++) {
+			fakedev_settle(&d);
+			usleep(5000);
+		}
+		ok(d.pf.state == LR_PF_COMPLETE && fixture_object_has(obj, f.img, 0, IMG_SIZE),
+		   "... its prefetch completes with the whole image in the object");
+		is(d.stats.chunk_bytes, IMG_SIZE - got[1] * CS,
+		   "... fetching only the chunks the first worker had not");
 		lr_daemon_fini(&d);
 		fakedev_close();
 		close(obj);

@@ -26,6 +26,14 @@ expect "$log" 'supervisor: worker [0-9]+ killed by signal 9' "the supervisor did
 ! grep -q 'reading /data/big.bin FAILED' "$log" || fail "the read across the kill failed"
 ! grep -q 'cachefiles: restore' "$log" || fail "the kernel refused restore"
 check_boot "$log"
+# The new worker knows what the dead one made local (shared bitmaps):
+# without that it took the image for empty and prefetched it again.
+before=$(sed -nE 's/^lazyroot-test: before the kill: local_bytes ([0-9]+).*/\1/p' "$log")
+adopted=$(sed -nE 's/^lazyroot-test: after the kill: adopted_bytes ([0-9]+).*/\1/p' "$log")
+{ [ -n "$before" ] && [ -n "$adopted" ]; } || fail "no local_bytes before the kill or adopted_bytes after it"
+[ "$before" -gt 0 ] || fail "the worker held nothing local before the kill: the check cannot tell"
+[ "$adopted" -ge "$before" ] || fail "the new worker adopted $adopted bytes, the dead one held $before"
+note "local before the kill $before bytes; the new worker adopted $adopted"
 expect "$log" '^lazyroot-test: lazyrootd processes after the worker was killed: 2' \
 	"no new worker after the kill"
 line=$(grep -m1 '^lazyroot-test: every lazyrootd killed' "$log") || fail "no line about killing every lazyrootd"
