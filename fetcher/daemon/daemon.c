@@ -417,6 +417,8 @@ void lr_daemon_adopt_carry(struct lr_daemon *d)
 		return;
 	if (d->carry->whole && !d->written)
 		whole_on(d);
+	if (d->carry->booted)
+		d->booted = 1;
 	for (size_t i = 0; i < bitmap_len(d); i++)
 		n += (uint64_t)__builtin_popcount(d->local[i]);
 	d->nlocal = n;
@@ -2107,8 +2109,10 @@ int lr_daemon_run(struct lr_daemon *d)
 	d->order_queued = 0; /* a forked worker: the parent's fetch is gone */
 	d->ext_queued = 0;
 	lr_daemon_queue_order(d);
-	if (d->booted) /* a worker started after the switch */
+	if (d->booted) { /* a worker started after the switch */
 		lr_daemon_queue_extents(d);
+		lr_prefetch_start(d);
+	}
 	while (!d->stop) {
 		struct epoll_event ev[8];
 		/* Requests the backend holds in user space (a dead worker's,
@@ -2148,10 +2152,18 @@ int lr_daemon_run(struct lr_daemon *d)
 				struct signalfd_siginfo si;
 				if (read(d->sigfd, &si, sizeof(si)) != sizeof(si))
 					continue;
+				if (d->persist && si.ssi_signo == SIGHUP)
+					continue;
 				if (d->persist) {
-					log_notice("signal %u ignored: the mounted root is served by "
-						   "this daemon",
-						   si.ssi_signo);
+					/* The supervisor ignores it and starts another
+					 * worker. Ignored here too, systemd-shutdown
+					 * (which spares '@' processes only as root)
+					 * waited 90 s for this one to end. */
+					log_notice(
+					    "signal %u: this worker ends; the supervisor starts "
+					    "another, which serves the mounted root",
+					    si.ssi_signo);
+					d->stop = 1;
 					continue;
 				}
 				if (si.ssi_signo == SIGHUP)
@@ -2170,6 +2182,8 @@ int lr_daemon_run(struct lr_daemon *d)
 					close(c);
 				log_info("the boot is done (lazyrootd booted)");
 				d->booted = 1;
+				if (d->carry)
+					d->carry->booted = 1;
 				/* Only used from now on; not before the mount, whose
 				 * metadata stays a manifest and one tree path. */
 				lr_daemon_queue_extents(d);

@@ -26,6 +26,7 @@
 struct lr_carry {
 	uint64_t object_bytes; /* bytes written into the kernel's object */
 	uint32_t whole;	       /* chunks go whole into it (written is on) */
+	uint32_t booted;       /* the hook said the boot is done */
 			       /* then the local bitmap, then the written one */
 };
 

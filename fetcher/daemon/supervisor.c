@@ -31,6 +31,27 @@ static void describe(int st, char *buf, size_t len)
 		snprintf(buf, len, "ended (status %#x)", (unsigned)st);
 }
 
+/* Wake a PID 1 that waits for the dead worker to end. systemd-shutdown
+ * signals every process but root's '@' ones (the worker runs as another
+ * user), then sleeps until a child of its own ends or 10 or 90 s pass:
+ * the worker is not its child, so it slept the whole time though the
+ * worker was long gone. An orphan that ends at once is PID 1's child
+ * (reparented), and its end wakes it to look again. */
+static void poke_init(void)
+{
+	pid_t p = fork();
+
+	if (p == 0) {
+		/* Both end; whichever ends second, the grandchild is then an
+		 * orphan, and PID 1's. */
+		(void)fork();
+		_exit(0);
+	}
+	if (p > 0)
+		while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
 void lr_supervise(const struct lr_supervisor *s)
 {
 	uint64_t deaths[LR_RESTART_BURST] = { 0 };
@@ -56,6 +77,7 @@ void lr_supervise(const struct lr_supervisor *s)
 		int st = 0;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
+		poke_init();
 		char why[96];
 		describe(st, why, sizeof(why));
 		uint64_t now = now_ms();

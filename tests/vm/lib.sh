@@ -382,6 +382,13 @@ check_debian_boot() {
 	expect "$log.txt" 'reboot: Power down' "the guest did not power off"
 	! grep -qE 'Failed to (unmount|deactivate|finalize)|not all.*unmounted|Not all file systems unmounted' "$log.txt" ||
 		fail "the shutdown was not clean"
+	# systemd-shutdown signals the worker (not root: not spared); it must
+	# not wait for it (it waited 90 s, then 10 s more after SIGKILL).
+	! grep -qE 'Waiting for process: [0-9]+ \(lazyrootd\)' "$log.txt" ||
+		fail "systemd-shutdown waited for lazyrootd"
+	local t_off t_down
+	t_off=$(sed -nE 's/.*lazyroot-check: done at t=([0-9.]+)s.*/\1/p' "$log.txt")
+	t_down=$(sed -nE 's/^\[ *([0-9.]+)\] reboot: Power down.*/\1/p' "$log.txt")
 	# The kernel's own line, the same for every initramfs flavour.
 	t_init=$(sed -nE 's/^\[ *([0-9.]+)\] Run \/init as init process.*/\1/p' "$log.txt" | head -n 1)
 	t_root=$(sed -nE 's/^lazyroot: root mounted .* at t=([0-9.]+)s.*/\1/p' "$log.txt")
@@ -392,6 +399,7 @@ check_debian_boot() {
 	note "$(sed -nE 's/.*lazyroot-check: (lazyrootd before the listing: .*)/\1/p' "$log.txt")(at the marker)"
 	note "$(sed -nE 's/.*lazyroot-check: (listed .*)/\1/p' "$log.txt")"
 	note "$(sed -nE 's/.*lazyroot-check: (lazyrootd after the listing: .*)/\1/p' "$log.txt")"
+	note "shutdown: poweroff asked at t=${t_off}s, power down at t=${t_down}s"
 }
 
 # expect LOG REGEX WHAT
