@@ -43,6 +43,21 @@ static void daemon_up(struct lr_daemon *d, const char *url, const char *pubkey)
 	lr_prefetch_init(d, 0, 0);
 }
 
+/* A daemon up with a chunk store for this boot only, in sdir: what
+ * serve.c sets up for CACHEDIR/store. */
+static void boot_only_store(struct lr_daemon *d, const char *url, const char *pubkey,
+			    const char *sdir)
+{
+	struct lr_chunkstore *st;
+
+	daemon_up(d, url, pubkey);
+	mkdir(sdir, 0700);
+	int sfd = open(sdir, O_RDONLY | O_DIRECTORY);
+	if (sfd < 0 || lr_chunkstore_open(&st, sfd) < 0 || lr_daemon_use_store(d, st) < 0)
+		abort();
+	d->store_boot_only = 1;
+}
+
 int main(void)
 {
 	struct fixture_pub f;
@@ -161,13 +176,7 @@ int main(void)
 	{
 		char sdir[700];
 		snprintf(sdir, sizeof(sdir), "%s/store", dir);
-		daemon_up(&d, f.url, f.pub);
-		mkdir(sdir, 0700);
-		struct lr_chunkstore *st;
-		int sfd = open(sdir, O_RDONLY | O_DIRECTORY);
-		if (sfd < 0 || lr_chunkstore_open(&st, sfd) < 0 || lr_daemon_use_store(&d, st) < 0)
-			abort();
-		d.store_boot_only = 1; /* what serve.c sets for CACHEDIR/store */
+		boot_only_store(&d, f.url, f.pub, sdir);
 		obj = fakedev_open_image(&d, 40, 13);
 		fakedev_send_read(41, 13, 0, 4096); /* the mount's superblock read */
 		fakedev_serve(&d, 41);
@@ -208,13 +217,7 @@ int main(void)
 	{
 		char sdir[700];
 		snprintf(sdir, sizeof(sdir), "%s/store2", dir);
-		daemon_up(&d, f.url, f.pub);
-		mkdir(sdir, 0700);
-		struct lr_chunkstore *st;
-		int sfd = open(sdir, O_RDONLY | O_DIRECTORY);
-		if (sfd < 0 || lr_chunkstore_open(&st, sfd) < 0 || lr_daemon_use_store(&d, st) < 0)
-			abort();
-		d.store_boot_only = 1;
+		boot_only_store(&d, f.url, f.pub, sdir);
 		obj = fakedev_open_image(&d, 50, 14);
 		int pfd[2];
 		if (pipe(pfd) < 0)
