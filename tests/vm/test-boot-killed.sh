@@ -34,6 +34,8 @@ adopted=$(sed -nE 's/^lazyroot-test: after the kill: adopted_bytes ([0-9]+).*/\1
 [ "$before" -gt 0 ] || fail "the worker held nothing local before the kill: the check cannot tell"
 [ "$adopted" -ge "$before" ] || fail "the new worker adopted $adopted bytes, the dead one held $before"
 note "local before the kill $before bytes; the new worker adopted $adopted"
+row "boot: the worker SIGKILLed with $before bytes of the image local ($VM_BACKEND)" \
+	"the new worker adopts them ($adopted bytes) instead of fetching them again"
 expect "$log" '^lazyroot-test: lazyrootd processes after the worker was killed: 2' \
 	"no new worker after the kill"
 line=$(grep -m1 '^lazyroot-test: every lazyrootd killed' "$log") || fail "no line about killing every lazyrootd"
