@@ -2156,9 +2156,9 @@ int lr_daemon_run(struct lr_daemon *d)
 					continue;
 				if (d->persist) {
 					/* The supervisor ignores it and starts another
-					 * worker. Ignored here too, systemd-shutdown
-					 * (which spares '@' processes only as root)
-					 * waited 90 s for this one to end. */
+					 * worker. Ignoring it here too made every
+					 * poweroff wait 90 s: systemd-shutdown spares
+					 * '@' processes only as root. */
 					log_notice(
 					    "signal %u: this worker ends; the supervisor starts "
 					    "another, which serves the mounted root",

@@ -22,18 +22,17 @@
 /* What a dead worker leaves the next. The supervisor forks every worker
  * from its own state of before the first, so a worker started after a
  * crash knew nothing local: its prefetch fetched the image again, or
- * stopped for want of room beside an object it took for empty. */
+ * stopped for want of room beside an object it took for empty. The local
+ * bitmap follows it in the same mapping, then the written one. */
 struct lr_carry {
 	uint64_t object_bytes; /* bytes written into the kernel's object */
 	uint32_t whole;	       /* chunks go whole into it (written is on) */
 	uint32_t booted;       /* the hook said the boot is done */
-			       /* then the local bitmap, then the written one */
 };
 
 struct lr_stats {
 	uint64_t opens, opens_refused;
-	uint64_t
-	    adopted_bytes; /* local when this worker started (a dead one's, or earlier boots') */
+	uint64_t adopted_bytes;	  /* local at this worker's start (a dead one's; earlier boots') */
 	uint64_t reads;           /* kernel READs */
 	uint64_t bytes_requested; /* what they asked for (clamped to the image) */
 	uint64_t read_errors;     /* READs completed without data: readers got EIO */
@@ -285,11 +284,12 @@ int lr_daemon_verify_all(struct lr_daemon *d);
 
 size_t lr_daemon_status(const struct lr_daemon *d, char *buf, size_t len);
 
-/* Event loop: kernel fd, transport, signals, status socket. */
 /* A worker's start: what the dead worker before it made local and wrote
  * into the kernel's object is still so; the counts follow the shared
  * bitmaps (nothing changes for the first worker). lr_daemon_run calls it. */
 void lr_daemon_adopt_carry(struct lr_daemon *d);
+
+/* Event loop: kernel fd, transport, signals, status socket. */
 int lr_daemon_run(struct lr_daemon *d);
 
 int lr_status_addr(const char *tag, char *out, size_t len);
